@@ -1,0 +1,319 @@
+// Package config is the YAML configuration of liveedge.
+//
+// A configuration is read with [Load] (or [Parse]), which starts from
+// [Default] and overrides whatever the file sets. Secrets may then be taken
+// from the environment with [Config.ApplyEnv], and the result must be checked
+// with [Config.Validate] before use:
+//
+//	cfg, err := config.Load(path)
+//	if err != nil {
+//		return err
+//	}
+//	cfg.ApplyEnv(os.Getenv)
+//	if err := cfg.Validate(); err != nil {
+//		return err // every problem, one per line
+//	}
+//
+// Parse and Load never read the environment and never validate, so that
+// environment secrets can satisfy requirements the file alone does not.
+//
+// The full shape, with the default values:
+//
+//	log:    { level: info, format: text }   # level debug|info|warn|error; format text|json
+//	rtmp:   { listen: ":1935" }             # "" disables a listener
+//	rtsp:   { listen: ":8554" }
+//	http:   { listen: ":8080" }             # players, HLS, FLV, WHEP, pages
+//	admin:  { listen: "127.0.0.1:9997" }    # API and /metrics
+//	webrtc: { udp_port: 8189 }
+//	hub:
+//	  gop_cache: { max_bytes: 16MiB, max_duration: 10s, max_frames: 2048 }
+//	  slow_viewer_timeout: 10s
+//	  max_lag: 2s
+//	  publisher_conflict: refuse            # refuse | takeover
+//	  start_timeout: 5s
+//	auth:
+//	  algorithm: sha256                     # sha256 | sha1
+//	  secrets: {}                           # app -> secret; "*" is the default
+//	  play: false
+//	  publish: false
+//	  bind_ip: false
+//	  clock_skew: 30s
+//	  expires_param: expires
+//	  token_param: token
+//	  apps: {}                              # app -> {play, publish, bind_ip, referers}
+//	streams:
+//	  - match: live/demo                    # "app/stream", "app/*" or "*"
+//	    mode: static                        # on_demand | static | publish
+//	    origins: [demo]
+//	    stall_timeout: 2s
+//	    idle_close: 10s
+//	    start_timeout: 5s                   # defaults to hub.start_timeout
+//	    failback: true
+//	    offline_slate: ""                   # "" | "demo" | a clip path
+//
+// Streams that match no entry may still be published (as if by an entry
+// with mode publish).
+package config
+
+// Log levels and formats.
+const (
+	LogDebug = "debug"
+	LogInfo  = "info"
+	LogWarn  = "warn"
+	LogError = "error"
+
+	LogText = "text"
+	LogJSON = "json"
+)
+
+// Publisher conflict policies (hub.publisher_conflict).
+const (
+	ConflictRefuse   = "refuse"
+	ConflictTakeover = "takeover"
+)
+
+// Token algorithms (auth.algorithm).
+const (
+	AlgorithmSHA256 = "sha256"
+	AlgorithmSHA1   = "sha1"
+)
+
+// Stream modes (streams[].mode).
+const (
+	// ModeOnDemand pulls from the origins while someone watches.
+	ModeOnDemand = "on_demand"
+	// ModeStatic pulls from the origins all the time.
+	ModeStatic = "static"
+	// ModePublish accepts a pushed stream and pulls nothing.
+	ModePublish = "publish"
+)
+
+// DemoOrigin is the origin (and offline slate) naming the built-in looping
+// test stream.
+const DemoOrigin = "demo"
+
+// Defaults of the per-entry stream settings; start_timeout defaults to
+// hub.start_timeout.
+const (
+	DefaultStallTimeout = Duration(2e9)  // 2s
+	DefaultIdleClose    = Duration(10e9) // 10s
+	DefaultFailback     = true
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Log    LogConfig    `yaml:"log" json:"log"`
+	RTMP   Listener     `yaml:"rtmp" json:"rtmp"`
+	RTSP   Listener     `yaml:"rtsp" json:"rtsp"`
+	HTTP   Listener     `yaml:"http" json:"http"`
+	Admin  Listener     `yaml:"admin" json:"admin"`
+	WebRTC WebRTCConfig `yaml:"webrtc" json:"webrtc"`
+	Hub    HubConfig    `yaml:"hub" json:"hub"`
+	Auth   AuthConfig   `yaml:"auth" json:"auth"`
+	// Streams are tried in order by MatchStream; the first match wins.
+	Streams []Stream `yaml:"streams" json:"streams"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	Level  string `yaml:"level" json:"level"`   // debug | info | warn | error
+	Format string `yaml:"format" json:"format"` // text | json
+}
+
+// Listener is a TCP listen address such as ":1935" or "127.0.0.1:9997"; an
+// empty Listen disables the listener.
+type Listener struct {
+	Listen string `yaml:"listen" json:"listen"`
+}
+
+// Enabled reports whether the listener has an address.
+func (l Listener) Enabled() bool { return l.Listen != "" }
+
+// WebRTCConfig configures WebRTC media.
+type WebRTCConfig struct {
+	// UDPPort is the single UDP port for all WebRTC media (1..65535).
+	UDPPort int `yaml:"udp_port" json:"udp_port"`
+}
+
+// HubConfig configures the stream hub.
+type HubConfig struct {
+	GOPCache GOPCacheConfig `yaml:"gop_cache" json:"gop_cache"`
+	// SlowViewerTimeout: a viewer behind its bound for this long is
+	// disconnected.
+	SlowViewerTimeout Duration `yaml:"slow_viewer_timeout" json:"slow_viewer_timeout"`
+	// MaxLag: a viewer further behind live than this skips to the newest
+	// keyframe.
+	MaxLag Duration `yaml:"max_lag" json:"max_lag"`
+	// PublisherConflict is what happens to a second publisher of a live
+	// stream: "refuse" it or let it "takeover".
+	PublisherConflict string `yaml:"publisher_conflict" json:"publisher_conflict"`
+	// StartTimeout is how long a viewer waits for a stream that is
+	// starting, and the default of streams[].start_timeout.
+	StartTimeout Duration `yaml:"start_timeout" json:"start_timeout"`
+}
+
+// GOPCacheConfig bounds the per-stream cache of recent media; all three
+// limits must be positive and the first one reached applies.
+type GOPCacheConfig struct {
+	MaxBytes    ByteSize `yaml:"max_bytes" json:"max_bytes"`
+	MaxDuration Duration `yaml:"max_duration" json:"max_duration"`
+	MaxFrames   int      `yaml:"max_frames" json:"max_frames"`
+}
+
+// AuthConfig configures token authentication. The top-level Play, Publish
+// and BindIP apply to every app without an override in Apps.
+type AuthConfig struct {
+	Algorithm string `yaml:"algorithm" json:"algorithm"` // sha256 | sha1
+	// Secrets maps an app name to its HMAC secret; "*" is the secret of
+	// every app without its own. Empty strings count as no secret.
+	Secrets map[string]string `yaml:"secrets,omitempty" json:"secrets,omitempty"`
+	Play    bool              `yaml:"play" json:"play"`       // require a token to play
+	Publish bool              `yaml:"publish" json:"publish"` // require a token to publish
+	BindIP  bool              `yaml:"bind_ip" json:"bind_ip"` // tokens are bound to the client IP
+	// ClockSkew extends every token's lifetime (may be 0).
+	ClockSkew    Duration `yaml:"clock_skew" json:"clock_skew"`
+	ExpiresParam string   `yaml:"expires_param" json:"expires_param"`
+	TokenParam   string   `yaml:"token_param" json:"token_param"`
+	// Apps holds per-app overrides.
+	Apps map[string]AuthApp `yaml:"apps,omitempty" json:"apps,omitempty"`
+}
+
+// AuthApp overrides the auth settings of one app. A nil pointer inherits
+// the top-level value.
+type AuthApp struct {
+	Play    *bool `yaml:"play,omitempty" json:"play,omitempty"`
+	Publish *bool `yaml:"publish,omitempty" json:"publish,omitempty"`
+	BindIP  *bool `yaml:"bind_ip,omitempty" json:"bind_ip,omitempty"`
+	// Referers, if non-empty, is the allow-list of page hosts for HTTP
+	// clients: "example.com" (exactly) or "*.example.com" (any subdomain).
+	Referers []string `yaml:"referers,omitempty" json:"referers,omitempty"`
+}
+
+// Stream configures the streams whose "app/stream" name fits Match.
+type Stream struct {
+	// Match is "app/stream" (exact), "app/*" (any stream of app) or "*".
+	Match string `yaml:"match" json:"match"`
+	// Mode is on_demand, static or publish.
+	Mode string `yaml:"mode" json:"mode"`
+	// Origins are tried in order; "$stream" and "$app" are replaced (see
+	// OriginURLs). "demo" is the built-in looping test stream.
+	Origins []string `yaml:"origins" json:"origins"`
+	// StallTimeout: an origin that delivers nothing for this long is
+	// abandoned for the next one.
+	StallTimeout Duration `yaml:"stall_timeout" json:"stall_timeout"`
+	// IdleClose: an on-demand pull with no viewers is closed after this.
+	IdleClose Duration `yaml:"idle_close" json:"idle_close"`
+	// StartTimeout is how long a viewer waits for this stream to start.
+	StartTimeout Duration `yaml:"start_timeout" json:"start_timeout"`
+	// Failback returns to the first origin once it works again.
+	Failback bool `yaml:"failback" json:"failback"`
+	// OfflineSlate is shown while no origin works: "" (none), "demo" or
+	// the path of a clip.
+	OfflineSlate string `yaml:"offline_slate" json:"offline_slate"`
+}
+
+// Default returns the built-in configuration: every listener on its default
+// address, token auth off, the hub defaults and the single stream entry
+// {match: live/demo, mode: static, origins: [demo]}.
+func Default() *Config {
+	c := &Config{
+		Log:    LogConfig{Level: LogInfo, Format: LogText},
+		RTMP:   Listener{Listen: ":1935"},
+		RTSP:   Listener{Listen: ":8554"},
+		HTTP:   Listener{Listen: ":8080"},
+		Admin:  Listener{Listen: "127.0.0.1:9997"},
+		WebRTC: WebRTCConfig{UDPPort: 8189},
+		Hub: HubConfig{
+			GOPCache: GOPCacheConfig{
+				MaxBytes:    16 * MiB,
+				MaxDuration: Duration(10e9),
+				MaxFrames:   2048,
+			},
+			SlowViewerTimeout: Duration(10e9),
+			MaxLag:            Duration(2e9),
+			PublisherConflict: ConflictRefuse,
+			StartTimeout:      Duration(5e9),
+		},
+		Auth: AuthConfig{
+			Algorithm:    AlgorithmSHA256,
+			ClockSkew:    Duration(30e9),
+			ExpiresParam: "expires",
+			TokenParam:   "token",
+		},
+	}
+	c.Streams = c.defaultStreams()
+	return c
+}
+
+func (c *Config) defaultStreams() []Stream {
+	return []Stream{c.NewStream("live/demo", ModeStatic, DemoOrigin)}
+}
+
+// NewStream returns a stream entry with the per-entry defaults (stall_timeout
+// 2s, idle_close 10s, start_timeout = c.Hub.StartTimeout, failback true), as
+// Parse fills them in for a file's entries.
+func (c *Config) NewStream(match, mode string, origins ...string) Stream {
+	return Stream{
+		Match:        match,
+		Mode:         mode,
+		Origins:      origins,
+		StallTimeout: DefaultStallTimeout,
+		IdleClose:    DefaultIdleClose,
+		StartTimeout: c.Hub.StartTimeout,
+		Failback:     DefaultFailback,
+	}
+}
+
+// Clone returns a deep copy of c.
+func (c *Config) Clone() *Config {
+	n := *c
+	if c.Auth.Secrets != nil {
+		n.Auth.Secrets = make(map[string]string, len(c.Auth.Secrets))
+		for k, v := range c.Auth.Secrets {
+			n.Auth.Secrets[k] = v
+		}
+	}
+	if c.Auth.Apps != nil {
+		n.Auth.Apps = make(map[string]AuthApp, len(c.Auth.Apps))
+		for k, a := range c.Auth.Apps {
+			a.Play, a.Publish, a.BindIP = cloneBool(a.Play), cloneBool(a.Publish), cloneBool(a.BindIP)
+			a.Referers = cloneStrings(a.Referers)
+			n.Auth.Apps[k] = a
+		}
+	}
+	if c.Streams != nil {
+		n.Streams = make([]Stream, len(c.Streams))
+		for i, s := range c.Streams {
+			s.Origins = cloneStrings(s.Origins)
+			n.Streams[i] = s
+		}
+	}
+	return &n
+}
+
+// Redacted returns a deep copy of c with every non-empty secret replaced by
+// "REDACTED", fit for logging or an admin API.
+func (c *Config) Redacted() *Config {
+	n := c.Clone()
+	for k, v := range n.Auth.Secrets {
+		if v != "" {
+			n.Auth.Secrets[k] = "REDACTED"
+		}
+	}
+	return n
+}
+
+func cloneBool(b *bool) *bool {
+	if b == nil {
+		return nil
+	}
+	v := *b
+	return &v
+}
+
+func cloneStrings(s []string) []string {
+	if s == nil {
+		return nil
+	}
+	return append([]string(nil), s...)
+}

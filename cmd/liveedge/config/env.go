@@ -1,0 +1,62 @@
+package config
+
+import "strings"
+
+// Environment variables read by ApplyEnv.
+const (
+	// EnvSecret sets auth.secrets["*"], the default secret.
+	EnvSecret = "LIVEEDGE_AUTH_SECRET"
+	// EnvSecretPrefix + the app name in upper case, with every character
+	// other than an ASCII letter or digit turned into "_", sets that app's
+	// secret: LIVEEDGE_AUTH_SECRET_LIVE, LIVEEDGE_AUTH_SECRET_MY_APP for
+	// "my-app".
+	EnvSecretPrefix = EnvSecret + "_"
+)
+
+// EnvSecretName returns the environment variable holding app's secret.
+func EnvSecretName(app string) string {
+	var b strings.Builder
+	b.WriteString(EnvSecretPrefix)
+	for _, r := range app {
+		switch {
+		case r >= 'a' && r <= 'z':
+			b.WriteRune(r - 'a' + 'A')
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+// ApplyEnv overrides secrets from the environment, so they need not be
+// written in the file. getenv is typically os.Getenv (nil means no
+// environment); variables that are unset or empty change nothing.
+//
+//   - LIVEEDGE_AUTH_SECRET sets auth.secrets["*"];
+//   - LIVEEDGE_AUTH_SECRET_<APP> (see EnvSecretName) sets auth.secrets[app]
+//     for every app named in auth.secrets, auth.apps or streams[].match.
+//
+// Parse and Load do not call it: call it after loading and before
+// Validate, which checks that required secrets exist.
+func (c *Config) ApplyEnv(getenv func(string) string) {
+	if getenv == nil {
+		return
+	}
+	set := func(app, v string) {
+		if v == "" {
+			return
+		}
+		if c.Auth.Secrets == nil {
+			c.Auth.Secrets = map[string]string{}
+		}
+		c.Auth.Secrets[app] = v
+	}
+	// Apps are collected first: setting a secret must not change the set.
+	apps := c.appNames()
+	set("*", getenv(EnvSecret))
+	for _, app := range apps {
+		set(app, getenv(EnvSecretName(app)))
+	}
+}

@@ -1,0 +1,275 @@
+// Package hub owns the live streams of an edge: one producer per stream (a
+// publisher or an origin pull), any number of subscribers of any protocol,
+// the stream's codec configuration and its ring of media units with the GOP
+// cache. Protocols depend on the hub; the hub depends on none of them.
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/liveedge/liveedge/cache"
+	"github.com/liveedge/liveedge/hub/auth"
+)
+
+// Errors returned by the hub.
+var (
+	ErrStreamBusy     = errors.New("stream already has a publisher")
+	ErrNotFound       = errors.New("stream not found")
+	ErrReplaced       = errors.New("producer replaced by a newer one")
+	ErrStreamEnded    = errors.New("stream ended")
+	ErrSlowViewer     = errors.New("viewer too slow")
+	ErrUnauthorized   = errors.New("not authorized")
+	ErrHubClosed      = errors.New("hub closed")
+	ErrInvalidName    = errors.New("invalid stream name")
+	ErrNoTracks       = errors.New("no supported track")
+	ErrCodecForbidden = errors.New("codec change not allowed")
+)
+
+// ConflictPolicy says what happens when a second producer arrives for a
+// stream that already has one.
+type ConflictPolicy int
+
+// Conflict policies.
+const (
+	ConflictRefuse ConflictPolicy = iota
+	ConflictTakeover
+)
+
+// Authorizer decides whether a play or publish is admitted.
+type Authorizer interface {
+	Check(r auth.Request) error
+}
+
+// Sourcer starts pulls on demand: the hub calls Want when a viewer asks for
+// a stream that has no producer. It must not block.
+type Sourcer interface {
+	Want(name string)
+}
+
+// Params configure a Hub.
+type Params struct {
+	Logger            *slog.Logger
+	GOP               cache.Limits
+	SlowViewerTimeout time.Duration
+	Conflict          ConflictPolicy
+	// StartTimeout bounds how long a viewer waits for a stream to start.
+	StartTimeout time.Duration
+	// ProducerGrace is how long a stream keeps its viewers after its
+	// producer left, waiting for a new one.
+	ProducerGrace time.Duration
+	Authorizer    Authorizer
+	Sourcer       Sourcer
+}
+
+// Session describes the client behind a producer or subscriber.
+type Session struct {
+	Protocol string
+	Remote   string
+}
+
+// Hub is the set of live streams.
+type Hub struct {
+	p   Params
+	log *slog.Logger
+
+	authz   sync.RWMutex
+	authzer Authorizer
+
+	mu      sync.Mutex
+	streams map[string]*Stream
+	closed  bool
+}
+
+// New returns a hub.
+func New(p Params) *Hub {
+	if p.Logger == nil {
+		p.Logger = slog.Default()
+	}
+	if p.SlowViewerTimeout <= 0 {
+		p.SlowViewerTimeout = 10 * time.Second
+	}
+	if p.StartTimeout <= 0 {
+		p.StartTimeout = 5 * time.Second
+	}
+	if p.ProducerGrace <= 0 {
+		p.ProducerGrace = 5 * time.Second
+	}
+	if p.GOP.MaxLag <= 0 {
+		p.GOP.MaxLag = 2 * time.Second
+	}
+	return &Hub{p: p, log: p.Logger, authzer: p.Authorizer, streams: map[string]*Stream{}}
+}
+
+// SetAuthorizer replaces the admission policy (for a configuration reload).
+func (h *Hub) SetAuthorizer(a Authorizer) {
+	h.authz.Lock()
+	h.authzer = a
+	h.authz.Unlock()
+}
+
+// Admit is the one admission call every protocol makes before a publish or
+// a play. A refusal is logged once with its reason; the caller gets
+// ErrUnauthorized and tells its client no more than that.
+func (h *Hub) Admit(r auth.Request, s Session) error {
+	h.authz.RLock()
+	a := h.authzer
+	h.authz.RUnlock()
+	if a == nil {
+		return nil
+	}
+	if err := a.Check(r); err != nil {
+		h.log.Warn("access refused", "stream", r.Stream, "action", r.Action.String(),
+			"proto", s.Protocol, "remote", s.Remote, "reason", err)
+		return ErrUnauthorized
+	}
+	return nil
+}
+
+// ValidName reports whether name is a valid "app/stream" key.
+func ValidName(name string) bool {
+	app, stream, ok := strings.Cut(name, "/")
+	if !ok || app == "" || stream == "" || strings.Contains(stream, "/") || len(name) > 256 {
+		return false
+	}
+	for _, c := range name {
+		if c < 0x21 || c == 0x7f || c == '\\' || c == '?' || c == '#' {
+			return false
+		}
+	}
+	return !strings.Contains(name, "..")
+}
+
+// getStream returns the stream, creating it when create is set.
+func (h *Hub) getStream(name string, create bool) (*Stream, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrHubClosed
+	}
+	s := h.streams[name]
+	if s == nil && create {
+		s = newStream(h, name)
+		h.streams[name] = s
+	}
+	if s == nil {
+		return nil, ErrNotFound
+	}
+	return s, nil
+}
+
+// removeIfIdle drops the stream from the map when nothing uses it.
+func (h *Hub) removeIfIdle(s *Stream) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s.mu.Lock()
+	idle := s.producer == nil && len(s.subs) == 0 && s.waiting == 0
+	if idle && h.streams[s.name] == s {
+		delete(h.streams, s.name)
+		s.ended = true
+	}
+	s.mu.Unlock()
+	if idle {
+		s.ring.Close()
+	}
+}
+
+// Publish registers a producer for the stream. With the refuse policy, a
+// stream that already has a producer gives ErrStreamBusy; with takeover,
+// the old producer is told to stop (its Done channel closes).
+func (h *Hub) Publish(name string, sess Session) (*Producer, error) {
+	if !ValidName(name) {
+		return nil, fmt.Errorf("%w: %q", ErrInvalidName, name)
+	}
+	for {
+		s, err := h.getStream(name, true)
+		if err != nil {
+			return nil, err
+		}
+		p, err := s.attachProducer(sess)
+		if errors.Is(err, errStreamGone) {
+			continue // raced with removal: make a new one
+		}
+		return p, err
+	}
+}
+
+// Subscribe registers a viewer. It waits up to StartTimeout (or ctx) for
+// the stream to have media, asking the Sourcer to start a pull if there is
+// no producer. The viewer's first unit is the cached keyframe.
+func (h *Hub) Subscribe(ctx context.Context, name string, sess Session) (*Subscriber, error) {
+	if !ValidName(name) {
+		return nil, fmt.Errorf("%w: %q", ErrInvalidName, name)
+	}
+	for {
+		s, err := h.getStream(name, true)
+		if err != nil {
+			return nil, err
+		}
+		sub, err := s.subscribe(ctx, sess)
+		if errors.Is(err, errStreamGone) {
+			continue
+		}
+		return sub, err
+	}
+}
+
+// StreamInfo is a snapshot of one stream.
+type StreamInfo struct {
+	Name      string
+	Producer  *Session
+	Video     *Track
+	Audio     *Track
+	Viewers   map[string]int // by protocol
+	GOP       cache.Stats
+	Producers int // producers the stream has had
+}
+
+// Streams lists the live streams, sorted by name.
+func (h *Hub) Streams() []StreamInfo {
+	h.mu.Lock()
+	list := make([]*Stream, 0, len(h.streams))
+	for _, s := range h.streams {
+		list = append(list, s)
+	}
+	h.mu.Unlock()
+	out := make([]StreamInfo, 0, len(list))
+	for _, s := range list {
+		out = append(out, s.Info())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Stream returns one stream's info.
+func (h *Hub) Stream(name string) (StreamInfo, bool) {
+	h.mu.Lock()
+	s := h.streams[name]
+	h.mu.Unlock()
+	if s == nil {
+		return StreamInfo{}, false
+	}
+	return s.Info(), true
+}
+
+// Close ends every stream: producers are told to stop, viewers see
+// ErrStreamEnded once they have drained what they were sent.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	h.closed = true
+	list := make([]*Stream, 0, len(h.streams))
+	for _, s := range h.streams {
+		list = append(list, s)
+	}
+	h.streams = map[string]*Stream{}
+	h.mu.Unlock()
+	for _, s := range list {
+		s.end()
+	}
+}

@@ -1,0 +1,249 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/liveedge/liveedge/cache"
+)
+
+var errStreamGone = errors.New("stream removed")
+
+// Stream is one live stream: its producer, its subscribers, its codec
+// configuration and its ring of units.
+type Stream struct {
+	h    *Hub
+	name string
+	log  *slog.Logger
+	ring *cache.Ring[*Unit]
+
+	mu        sync.Mutex
+	producer  *Producer
+	producers int
+	tracks    *Tracks
+	ready     chan struct{} // closed once the stream has tracks
+	subs      map[*Subscriber]struct{}
+	waiting   int // viewers waiting in subscribe
+	ended     bool
+	grace     *time.Timer
+	tl        timeline
+}
+
+func newStream(h *Hub, name string) *Stream {
+	return &Stream{
+		h:     h,
+		name:  name,
+		log:   h.log.With("stream", name),
+		ring:  cache.NewRing[*Unit](h.p.GOP),
+		ready: make(chan struct{}),
+		subs:  map[*Subscriber]struct{}{},
+	}
+}
+
+// Name returns "app/stream".
+func (s *Stream) Name() string { return s.name }
+
+func (s *Stream) attachProducer(sess Session) (*Producer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return nil, errStreamGone
+	}
+	if old := s.producer; old != nil {
+		if s.h.p.Conflict == ConflictRefuse {
+			return nil, ErrStreamBusy
+		}
+		s.log.Info("producer taken over", "old", old.sess.Remote, "new", sess.Remote, "proto", sess.Protocol)
+		old.cancel()
+	}
+	if s.grace != nil {
+		s.grace.Stop()
+		s.grace = nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Producer{s: s, sess: sess, ctx: ctx, cancel: cancel}
+	s.producer = p
+	s.producers++
+	// The new producer's media starts a new GOP on a rebased timeline.
+	s.tl.rebase = true
+	s.ring.ResetGOP()
+	return p, nil
+}
+
+func (s *Stream) detachProducer(p *Producer) {
+	s.mu.Lock()
+	if s.producer != p {
+		s.mu.Unlock()
+		return
+	}
+	s.producer = nil
+	if !s.ended && len(s.subs) > 0 {
+		// Keep the viewers for a while: a publisher reconnecting under the
+		// same name continues the same stream.
+		s.grace = time.AfterFunc(s.h.p.ProducerGrace, func() {
+			s.mu.Lock()
+			stale := s.producer == nil && !s.ended
+			s.mu.Unlock()
+			if stale {
+				s.log.Info("no producer within grace period, ending stream")
+				s.h.endStream(s)
+			}
+		})
+	}
+	s.mu.Unlock()
+	s.h.removeIfIdle(s)
+}
+
+// endStream removes the stream from the hub and ends it.
+func (h *Hub) endStream(s *Stream) {
+	h.mu.Lock()
+	if h.streams[s.name] == s {
+		delete(h.streams, s.name)
+	}
+	h.mu.Unlock()
+	s.end()
+}
+
+// end tells the producer to stop and closes the ring; viewers drain and
+// get ErrStreamEnded.
+func (s *Stream) end() {
+	s.mu.Lock()
+	s.ended = true
+	p := s.producer
+	if s.grace != nil {
+		s.grace.Stop()
+	}
+	s.mu.Unlock()
+	if p != nil {
+		p.cancel()
+	}
+	s.ring.Close()
+}
+
+func (s *Stream) subscribe(ctx context.Context, sess Session) (*Subscriber, error) {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return nil, errStreamGone
+	}
+	hasProducer := s.producer != nil
+	ready := s.ready
+	s.waiting++
+	s.mu.Unlock()
+
+	if !hasProducer && s.h.p.Sourcer != nil {
+		s.h.p.Sourcer.Want(s.name)
+	}
+
+	timer := time.NewTimer(s.h.p.StartTimeout)
+	defer timer.Stop()
+	var err error
+	select {
+	case <-ready:
+	case <-timer.C:
+		err = ErrNotFound
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+
+	s.mu.Lock()
+	s.waiting--
+	if err == nil && s.ended {
+		err = ErrStreamEnded
+	}
+	if err != nil {
+		s.mu.Unlock()
+		s.h.removeIfIdle(s)
+		return nil, err
+	}
+	sub := &Subscriber{s: s, sess: sess, joined: time.Now()}
+	sub.cursor, sub.waitKey = s.ring.Join()
+	sub.done = make(chan struct{})
+	s.subs[sub] = struct{}{}
+	s.mu.Unlock()
+	return sub, nil
+}
+
+func (s *Stream) unsubscribe(sub *Subscriber) {
+	s.mu.Lock()
+	delete(s.subs, sub)
+	s.mu.Unlock()
+	s.h.removeIfIdle(s)
+}
+
+// Info returns a snapshot of the stream.
+func (s *Stream) Info() StreamInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := StreamInfo{Name: s.name, Viewers: map[string]int{}, Producers: s.producers}
+	if s.producer != nil {
+		sess := s.producer.sess
+		in.Producer = &sess
+	}
+	if s.tracks != nil {
+		in.Video, in.Audio = s.tracks.Video, s.tracks.Audio
+	}
+	for sub := range s.subs {
+		in.Viewers[sub.sess.Protocol]++
+	}
+	in.GOP = s.ring.Stats()
+	return in
+}
+
+// timeline maps each producer's timestamps onto the stream's monotonic
+// timeline. A new producer, or a jump in a producer's timestamps, rebases
+// it so that the first unit follows the last one sent.
+type timeline struct {
+	rebase  bool
+	started bool
+	offset  time.Duration
+	lastIn  [2]time.Duration
+	haveIn  [2]bool
+	lastOut [2]time.Duration
+	haveOut [2]bool
+	maxOut  time.Duration
+}
+
+const (
+	rebaseGap      = 20 * time.Millisecond
+	maxBackwardGap = 500 * time.Millisecond
+	maxForwardGap  = 5 * time.Second
+)
+
+func (t *timeline) mapDTS(video bool, dts time.Duration) time.Duration {
+	k := 0
+	if video {
+		k = 1
+	}
+	if t.haveIn[k] && (dts < t.lastIn[k]-maxBackwardGap || dts > t.lastIn[k]+maxForwardGap) {
+		t.rebase = true
+	}
+	if t.rebase || !t.started {
+		if t.started {
+			t.offset = t.maxOut + rebaseGap - dts
+		} else {
+			t.offset = -dts
+		}
+		t.rebase = false
+		t.started = true
+		t.haveIn = [2]bool{}
+	}
+	t.lastIn[k] = dts
+	t.haveIn[k] = true
+	out := dts + t.offset
+	if out < 0 {
+		out = 0
+	}
+	if t.haveOut[k] && out <= t.lastOut[k] {
+		out = t.lastOut[k] + time.Millisecond
+	}
+	t.lastOut[k] = out
+	t.haveOut[k] = true
+	if out > t.maxOut {
+		t.maxOut = out
+	}
+	return out
+}

@@ -1,0 +1,107 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/liveedge/liveedge/cache"
+)
+
+// Subscriber is one viewer's position in a stream. Its methods are called
+// from the viewer's goroutine, except Close.
+type Subscriber struct {
+	s      *Stream
+	sess   Session
+	joined time.Time
+
+	cursor      uint64
+	waitKey     bool
+	behindSince time.Time
+
+	dropped atomic.Uint64
+	skips   atomic.Uint64
+
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// Stream returns the stream's name.
+func (sub *Subscriber) Stream() string { return sub.s.name }
+
+// Tracks returns the stream's current codec configuration.
+func (sub *Subscriber) Tracks() *Tracks {
+	sub.s.mu.Lock()
+	defer sub.s.mu.Unlock()
+	return sub.s.tracks
+}
+
+// Dropped returns how many units the viewer skipped because it fell behind.
+func (sub *Subscriber) Dropped() uint64 { return sub.dropped.Load() }
+
+// Skips returns how many times the viewer skipped to a newer keyframe.
+func (sub *Subscriber) Skips() uint64 { return sub.skips.Load() }
+
+// Close unregisters the viewer. It is safe to call more than once and from
+// any goroutine; a blocked Next returns.
+func (sub *Subscriber) Close() {
+	sub.closeOnce.Do(func() {
+		close(sub.done)
+		sub.s.unsubscribe(sub)
+	})
+}
+
+// Next returns the next units for the viewer, appended to dst[:0] (at most
+// cap(dst)), waiting for them if needed. A viewer that fell behind skips to
+// the newest keyframe; one that stays behind for the slow-viewer timeout
+// gets ErrSlowViewer. ErrStreamEnded means the stream is over.
+func (sub *Subscriber) Next(ctx context.Context, dst []*Unit) ([]*Unit, error) {
+	ring := sub.s.ring
+	for {
+		units, next, wait, err := ring.Fetch(sub.cursor, dst)
+		switch {
+		case errors.Is(err, cache.ErrLagged):
+			now := time.Now()
+			if sub.behindSince.IsZero() {
+				sub.behindSince = now
+			} else if now.Sub(sub.behindSince) > sub.s.h.p.SlowViewerTimeout {
+				return nil, ErrSlowViewer
+			}
+			c, wk := ring.Resync()
+			if c > sub.cursor {
+				sub.dropped.Add(c - sub.cursor)
+			}
+			sub.skips.Add(1)
+			sub.cursor, sub.waitKey = c, wk
+			continue
+		case errors.Is(err, cache.ErrClosed):
+			return nil, ErrStreamEnded
+		}
+		if wait != nil {
+			sub.behindSince = time.Time{}
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-sub.done:
+				return nil, ErrStreamEnded
+			}
+		}
+		sub.cursor = next
+		if sub.waitKey {
+			i := 0
+			for i < len(units) && !units[i].Key {
+				i++
+			}
+			if i == len(units) {
+				continue
+			}
+			sub.waitKey = false
+			units = units[i:]
+		}
+		return units, nil
+	}
+}

@@ -1,0 +1,208 @@
+// Package rtmp serves RTMP publish and play on top of the hub. Ingest goes
+// through gortmplib's reader (legacy and enhanced RTMP); play output is
+// chunked once per stream and the same bytes are written to every player.
+package rtmp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortmplib"
+	"github.com/bluenviron/gortmplib/pkg/amf0"
+	"github.com/bluenviron/gortmplib/pkg/message"
+
+	"github.com/liveedge/liveedge/hub"
+	"github.com/liveedge/liveedge/hub/auth"
+)
+
+// Params configure a Server.
+type Params struct {
+	Listen string
+	Hub    *hub.Hub
+	Logger *slog.Logger
+	// HandshakeTimeout bounds the handshake and the commands before play
+	// or publish; ReadTimeout bounds the wait for a publisher's next
+	// message; WriteTimeout bounds one write to a player (a player that
+	// cannot take a write for this long is disconnected).
+	HandshakeTimeout time.Duration
+	ReadTimeout      time.Duration
+	WriteTimeout     time.Duration
+}
+
+// Server is the RTMP listener.
+type Server struct {
+	p   Params
+	log *slog.Logger
+	ln  net.Listener
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+// Listen starts the server.
+func Listen(p Params) (*Server, error) {
+	if p.Logger == nil {
+		p.Logger = slog.Default()
+	}
+	if p.HandshakeTimeout <= 0 {
+		p.HandshakeTimeout = 10 * time.Second
+	}
+	if p.ReadTimeout <= 0 {
+		p.ReadTimeout = 10 * time.Second
+	}
+	if p.WriteTimeout <= 0 {
+		p.WriteTimeout = 10 * time.Second
+	}
+	ln, err := net.Listen("tcp", p.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("rtmp: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{p: p, log: p.Logger.With("proto", "rtmp"), ln: ln, ctx: ctx, cancel: cancel,
+		conns: map[net.Conn]struct{}{}}
+	s.wg.Add(1)
+	go s.acceptLoop()
+	s.log.Info("listening", "addr", ln.Addr().String())
+	return s, nil
+}
+
+// Addr returns the listening address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Close stops accepting, closes every connection and waits for their
+// goroutines.
+func (s *Server) Close() {
+	s.cancel()
+	s.ln.Close()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+func (s *Server) acceptLoop() {
+	defer s.wg.Done()
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			s.log.Error("accept", "err", err)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		s.mu.Lock()
+		if s.ctx.Err() != nil {
+			s.mu.Unlock()
+			nc.Close()
+			return
+		}
+		s.conns[nc] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(nc)
+			nc.Close()
+			s.mu.Lock()
+			delete(s.conns, nc)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+func (s *Server) handle(nc net.Conn) {
+	log := s.log.With("remote", nc.RemoteAddr().String())
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	nc.SetDeadline(time.Now().Add(s.p.HandshakeTimeout))
+	sc := &gortmplib.ServerConn{RW: nc}
+	if err := sc.Initialize(); err != nil {
+		log.Debug("handshake failed", "err", err)
+		return
+	}
+	if err := sc.AcceptConn(); err != nil {
+		log.Debug("connect failed", "err", err)
+		return
+	}
+	name, ok := streamName(sc.URL)
+	action := auth.Play
+	if sc.Publish {
+		action = auth.Publish
+	}
+	log = log.With("stream", name, "action", action.String())
+	if !ok {
+		log.Warn("refused: invalid stream name", "path", sc.URL.Path)
+		writeStatus(sc, "error", statusCode(sc.Publish, "BadName"), "invalid stream name")
+		return
+	}
+	sess := hub.Session{Protocol: "rtmp", Remote: nc.RemoteAddr().String()}
+	req := auth.Request{Action: action, Stream: name, Query: sc.URL.Query(), ClientIP: remoteIP(nc)}
+	if err := s.p.Hub.Admit(req, sess); err != nil {
+		sc.RejectAction()
+		return
+	}
+	if sc.Publish {
+		s.publish(log, nc, sc, name, sess)
+		return
+	}
+	s.play(log, nc, sc, name, sess)
+}
+
+func statusCode(publish bool, what string) string {
+	if publish {
+		return "NetStream.Publish." + what
+	}
+	return "NetStream.Play." + what
+}
+
+// writeStatus sends an onStatus command on the play/publish stream.
+func writeStatus(sc *gortmplib.ServerConn, level, code, desc string) {
+	sc.Write(&message.CommandAMF0{ //nolint:errcheck // best effort before closing
+		ChunkStreamID:   csidData,
+		MessageStreamID: 0x1000000,
+		Name:            "onStatus",
+		Arguments: []any{nil, amf0.Object{
+			{Key: "level", Value: level},
+			{Key: "code", Value: code},
+			{Key: "description", Value: desc},
+		}},
+	})
+}
+
+// streamName extracts "app/stream" from the URL made of tcUrl and the
+// stream key.
+func streamName(u *url.URL) (string, bool) {
+	if u == nil {
+		return "", false
+	}
+	name := strings.Trim(u.Path, "/")
+	return name, hub.ValidName(name)
+}
+
+func remoteIP(nc net.Conn) netip.Addr {
+	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
