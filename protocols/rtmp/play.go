@@ -33,6 +33,7 @@ func (s *Server) play(log *slog.Logger, nc net.Conn, sc *gortmplib.ServerConn, n
 		return
 	}
 	nc.SetDeadline(time.Time{})
+	log.Info("playing")
 
 	drained := make(chan struct{})
 	go func() {
@@ -156,4 +157,3 @@ var playStop = func() []byte {
 	}}.Marshal()
 	return appendMessage(nil, csidData, typeCommandAMF0, 0, body)
 }()
-
