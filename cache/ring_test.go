@@ -642,7 +642,7 @@ func BenchmarkFetch(b *testing.B) {
 			r.Append(item{key: true, size: 1000})
 			cursors := make([]uint64, n)
 			for j := range cursors {
-				cursors[j], _ = r.Join()
+				cursors[j] = r.Head()
 			}
 			buf := make([]item, 0, 64)
 			var i uint64 = 1

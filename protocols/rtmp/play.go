@@ -33,6 +33,9 @@ func (s *Server) play(log *slog.Logger, nc net.Conn, sc *gortmplib.ServerConn, n
 		return
 	}
 	nc.SetDeadline(time.Time{})
+	if tc, ok := nc.(*net.TCPConn); ok && s.p.SendBuffer > 0 {
+		tc.SetWriteBuffer(s.p.SendBuffer)
+	}
 	log.Info("playing")
 
 	drained := make(chan struct{})

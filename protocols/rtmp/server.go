@@ -35,6 +35,10 @@ type Params struct {
 	HandshakeTimeout time.Duration
 	ReadTimeout      time.Duration
 	WriteTimeout     time.Duration
+	// SendBuffer, when set, caps a player socket's kernel send buffer
+	// (bytes): less memory per player and a quicker verdict on a player
+	// that stopped reading. Zero leaves the system default.
+	SendBuffer int
 }
 
 // Server is the RTMP listener.
