@@ -252,4 +252,3 @@ func waitViewers(t *testing.T, h *hub.Hub, name string, n int) {
 	in, _ := h.Stream(name)
 	t.Fatalf("viewers of %s = %v, want %d", name, in.Viewers, n)
 }
-

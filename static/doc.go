@@ -1,0 +1,2 @@
+// Package static will hold the embedded player pages.
+package static
