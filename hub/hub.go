@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/liveedge/liveedge/cache"
 	"github.com/liveedge/liveedge/hub/auth"
@@ -135,11 +137,12 @@ func (h *Hub) Admit(r auth.Request, s Session) error {
 // ValidName reports whether name is a valid "app/stream" key.
 func ValidName(name string) bool {
 	app, stream, ok := strings.Cut(name, "/")
-	if !ok || app == "" || stream == "" || strings.Contains(stream, "/") || len(name) > 256 {
+	if !ok || app == "" || stream == "" || strings.Contains(stream, "/") || len(name) > 256 ||
+		app == "." || stream == "." || !utf8.ValidString(name) {
 		return false
 	}
 	for _, c := range name {
-		if c < 0x21 || c == 0x7f || c == '\\' || c == '?' || c == '#' {
+		if !unicode.IsPrint(c) || c == ' ' || c == '\\' || c == '?' || c == '#' {
 			return false
 		}
 	}

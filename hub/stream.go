@@ -25,6 +25,7 @@ type Stream struct {
 	producers int
 	tracks    *Tracks
 	ready     chan struct{} // closed once the stream has tracks
+	endc      chan struct{} // closed by end, wakes viewers waiting in subscribe
 	subs      map[*Subscriber]struct{}
 	waiting   int // viewers waiting in subscribe
 	ended     bool
@@ -39,6 +40,7 @@ func newStream(h *Hub, name string) *Stream {
 		log:   h.log.With("stream", name),
 		ring:  cache.NewRing[*Unit](h.p.GOP),
 		ready: make(chan struct{}),
+		endc:  make(chan struct{}),
 		subs:  map[*Subscriber]struct{}{},
 	}
 }
@@ -116,6 +118,11 @@ func (s *Stream) end() {
 	if s.grace != nil {
 		s.grace.Stop()
 	}
+	select {
+	case <-s.endc: // already ended (Hub.Close racing the grace timer)
+	default:
+		close(s.endc)
+	}
 	s.mu.Unlock()
 	if p != nil {
 		p.cancel()
@@ -130,7 +137,7 @@ func (s *Stream) subscribe(ctx context.Context, sess Session) (*Subscriber, erro
 		return nil, errStreamGone
 	}
 	hasProducer := s.producer != nil
-	ready := s.ready
+	ready, endc := s.ready, s.endc
 	s.waiting++
 	s.mu.Unlock()
 
@@ -143,6 +150,8 @@ func (s *Stream) subscribe(ctx context.Context, sess Session) (*Subscriber, erro
 	var err error
 	select {
 	case <-ready:
+	case <-endc:
+		err = ErrStreamEnded
 	case <-timer.C:
 		err = ErrNotFound
 	case <-ctx.Done():
