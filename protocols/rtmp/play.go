@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/bluenviron/gortmplib"
@@ -64,7 +65,7 @@ func (s *Server) play(log *slog.Logger, nc net.Conn, sc *gortmplib.ServerConn, n
 func reason(err error) string {
 	var ne net.Error
 	switch {
-	case errors.Is(err, context.Canceled):
+	case errors.Is(err, context.Canceled), errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNRESET):
 		return "closed by player"
 	case errors.As(err, &ne) && ne.Timeout():
 		return "write timeout (slow viewer)"
@@ -89,6 +90,10 @@ func (s *Server) writeLoop(ctx context.Context, nc net.Conn, sub *hub.Subscriber
 	batch := make([]*hub.Unit, 0, 32)
 	bufs := make(net.Buffers, 0, 40)
 	var cur *hub.Tracks
+	// The write deadline is pushed forward at most every WriteTimeout/4,
+	// not on every write: a write still fails after 3/4 to 4/4 of the
+	// timeout without progress, without a timer update per unit.
+	var deadlineSet time.Time
 	for {
 		units, err := sub.Next(ctx, batch)
 		if err != nil {
@@ -104,7 +109,10 @@ func (s *Server) writeLoop(ctx context.Context, nc net.Conn, sub *hub.Subscriber
 			}
 			bufs = append(bufs, u.Encoded(hub.FormatRTMP, encodeUnit))
 		}
-		nc.SetWriteDeadline(time.Now().Add(s.p.WriteTimeout))
+		if now := time.Now(); now.Sub(deadlineSet) > s.p.WriteTimeout/4 {
+			nc.SetWriteDeadline(now.Add(s.p.WriteTimeout))
+			deadlineSet = now
+		}
 		w := bufs
 		if _, err := w.WriteTo(nc); err != nil {
 			return err
