@@ -74,6 +74,9 @@ type Params struct {
 type Session struct {
 	Protocol string
 	Remote   string
+	// Internal marks a subscriber that an output runs on behalf of its
+	// viewers (a shared writer): it is not counted as a viewer.
+	Internal bool
 }
 
 // Hub is the set of live streams.

@@ -196,7 +196,9 @@ func (s *Stream) Info() StreamInfo {
 		in.Video, in.Audio = s.tracks.Video, s.tracks.Audio
 	}
 	for sub := range s.subs {
-		in.Viewers[sub.sess.Protocol]++
+		if !sub.sess.Internal {
+			in.Viewers[sub.sess.Protocol]++
+		}
 	}
 	in.GOP = s.ring.Stats()
 	return in

@@ -53,11 +53,33 @@ func (sub *Subscriber) Close() {
 	})
 }
 
+// Position returns the viewer's cursor: the sequence number of the next
+// unit it will get.
+func (sub *Subscriber) Position() uint64 { return sub.cursor }
+
+// Seek moves the cursor to pos, a position another reader of the same
+// stream reached (an output that wrote units on the viewer's behalf).
+func (sub *Subscriber) Seek(pos uint64) {
+	sub.cursor = pos
+	sub.waitKey = false
+}
+
+// Poll is Next without waiting: it returns no units when the viewer is
+// at live.
+func (sub *Subscriber) Poll(dst []*Unit) ([]*Unit, error) {
+	return sub.next(nil, dst)
+}
+
 // Next returns the next units for the viewer, appended to dst[:0] (at most
 // cap(dst)), waiting for them if needed. A viewer that fell behind skips to
 // the newest keyframe; one that stays behind for the slow-viewer timeout
 // gets ErrSlowViewer. ErrStreamEnded means the stream is over.
 func (sub *Subscriber) Next(ctx context.Context, dst []*Unit) ([]*Unit, error) {
+	return sub.next(ctx, dst)
+}
+
+// next waits for units unless ctx is nil.
+func (sub *Subscriber) next(ctx context.Context, dst []*Unit) ([]*Unit, error) {
 	ring := sub.s.ring
 	for {
 		units, next, wait, err := ring.Fetch(sub.cursor, dst)
@@ -81,6 +103,9 @@ func (sub *Subscriber) Next(ctx context.Context, dst []*Unit) ([]*Unit, error) {
 		}
 		if wait != nil {
 			sub.behindSince = time.Time{}
+			if ctx == nil {
+				return units, nil
+			}
 			select {
 			case <-wait:
 				continue

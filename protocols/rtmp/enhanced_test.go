@@ -110,7 +110,7 @@ func TestEnhancedRTMPRelay(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	c := player(t, e.url("live/hevc"), 0)
+	c := dialPlayer(t, e.url("live/hevc"), 0)
 	r := &gortmplib.Reader{Conn: c}
 	if err := r.Initialize(); err != nil {
 		t.Fatal(err)

@@ -86,38 +86,126 @@ func drain(nc net.Conn) {
 	}
 }
 
+// writeLoop sends the stream to one player until it ends or fails. The
+// player writes what it lacks itself (the cached GOP on joining, or a
+// backlog after its socket filled up), then joins the stream's fast path.
 func (s *Server) writeLoop(ctx context.Context, nc net.Conn, sub *hub.Subscriber) error {
-	batch := make([]*hub.Unit, 0, 32)
-	bufs := make(net.Buffers, 0, 40)
-	var cur *hub.Tracks
-	// The write deadline is pushed forward at most every WriteTimeout/4,
-	// not on every write: a write still fails after 3/4 to 4/4 of the
-	// timeout without progress, without a timer update per unit.
-	var deadlineSet time.Time
+	w := &playWriter{s: s, nc: nc, batch: make([]*hub.Unit, 0, 32), bufs: make(net.Buffers, 0, 40)}
+	var sh *shard
+	var p *player
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			if f, err := s.acquireFanout(sub.Stream()); err == nil {
+				defer s.releaseFanout(f)
+				sh = f.shard()
+				p = &player{raw: raw, handoff: make(chan handoff, 1)}
+			}
+		}
+	}
 	for {
-		units, err := sub.Next(ctx, batch)
+		units, err := sub.Poll(w.batch)
 		if err != nil {
 			return err
 		}
-		bufs = bufs[:0]
-		for _, u := range units {
-			if u.Tracks != cur {
-				if h := headers(cur, u.Tracks); len(h) > 0 {
-					bufs = append(bufs, h)
-				}
-				cur = u.Tracks
+		if len(units) > 0 {
+			if err := w.write(units); err != nil {
+				return err
 			}
-			bufs = append(bufs, u.Encoded(hub.FormatRTMP, encodeUnit))
+			continue
 		}
-		if now := time.Now(); now.Sub(deadlineSet) > s.p.WriteTimeout/4 {
-			nc.SetWriteDeadline(now.Add(s.p.WriteTimeout))
-			deadlineSet = now
+		if sh == nil {
+			units, err := sub.Next(ctx, w.batch)
+			if err != nil {
+				return err
+			}
+			if err := w.write(units); err != nil {
+				return err
+			}
+			continue
 		}
-		w := bufs
-		if _, err := w.WriteTo(nc); err != nil {
+		// Fast-path writes never block, and a deadline left from the
+		// player's own writes would fail them.
+		if !w.deadlineSet.IsZero() {
+			nc.SetWriteDeadline(time.Time{})
+			w.deadlineSet = time.Time{}
+		}
+		wait, joined, err := sh.tryJoin(p, sub.Position(), w.cur)
+		switch {
+		case err != nil:
+			sh = nil // the fast path is gone: carry on alone
+			continue
+		case wait != nil:
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
+		case !joined:
+			continue
+		}
+		s.joins.Add(1)
+		var h handoff
+		select {
+		case h = <-p.handoff:
+		case <-ctx.Done():
+			if !sh.leave(p) {
+				<-p.handoff // handed back meanwhile; nothing more to write
+			}
+			return ctx.Err()
+		}
+		s.handoffs.Add(1)
+		if h.werr != nil {
+			return h.werr
+		}
+		if h.err != nil {
+			sh = nil
+		}
+		sub.Seek(h.pos)
+		w.cur = h.tracks
+		if err := w.flush(h.rest); err != nil {
 			return err
 		}
 	}
+}
+
+// playWriter is a player's own, blocking, write path.
+type playWriter struct {
+	s           *Server
+	nc          net.Conn
+	batch       []*hub.Unit
+	bufs        net.Buffers
+	cur         *hub.Tracks
+	deadlineSet time.Time
+}
+
+func (w *playWriter) write(units []*hub.Unit) error {
+	w.bufs = w.bufs[:0]
+	for _, u := range units {
+		if u.Tracks != w.cur {
+			if h := headers(w.cur, u.Tracks); len(h) > 0 {
+				w.bufs = append(w.bufs, h)
+			}
+			w.cur = u.Tracks
+		}
+		w.bufs = append(w.bufs, u.Encoded(hub.FormatRTMP, encodeUnit))
+	}
+	return w.flush(w.bufs)
+}
+
+// flush writes bufs, waiting as long as the player takes data. The write
+// deadline is pushed forward at most every WriteTimeout/4: a write fails
+// after 3/4 to 4/4 of the timeout without progress.
+func (w *playWriter) flush(bufs net.Buffers) error {
+	if len(bufs) == 0 {
+		return nil
+	}
+	if now := time.Now(); now.Sub(w.deadlineSet) > w.s.p.WriteTimeout/4 {
+		w.nc.SetWriteDeadline(now.Add(w.s.p.WriteTimeout))
+		w.deadlineSet = now
+	}
+	_, err := bufs.WriteTo(w.nc)
+	return err
 }
 
 // encodeUnit chunks one unit; computed once per unit, shared by players.

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortmplib"
@@ -51,8 +52,12 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	fanouts map[string]*fanout
+
+	// joins and handoffs count players entering and leaving the fast path.
+	joins, handoffs atomic.Uint64
 }
 
 // Listen starts the server.
@@ -75,7 +80,7 @@ func Listen(p Params) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{p: p, log: p.Logger.With("proto", "rtmp"), ln: ln, ctx: ctx, cancel: cancel,
-		conns: map[net.Conn]struct{}{}}
+		conns: map[net.Conn]struct{}{}, fanouts: map[string]*fanout{}}
 	s.wg.Add(1)
 	go s.acceptLoop()
 	s.log.Info("listening", "addr", ln.Addr().String())

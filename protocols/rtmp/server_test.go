@@ -3,7 +3,6 @@ package rtmp
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -65,6 +64,14 @@ func TestAppendMessageParsesWithIndependentReader(t *testing.T) {
 	}
 }
 
+// tlog sends the server's log to the test's log, shown on failure.
+type tlog struct{ t *testing.T }
+
+func (l tlog) Write(b []byte) (int, error) {
+	l.t.Log(string(bytes.TrimRight(b, "\n")))
+	return len(b), nil
+}
+
 type testEnv struct {
 	hub *hub.Hub
 	srv *Server
@@ -72,7 +79,7 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T, p Params, hp hub.Params) *testEnv {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	hp.Logger = log
 	h := hub.New(hp)
 	p.Listen = "127.0.0.1:0"
@@ -129,8 +136,8 @@ func feedPaced(t *testing.T, p *hub.Producer, loops int, speed float64) {
 	}
 }
 
-// player connects a play client; rcvbuf > 0 shrinks its receive buffer.
-func player(t *testing.T, u *url.URL, rcvbuf int) *gortmplib.Client {
+// dialPlayer connects a play client; rcvbuf > 0 shrinks its receive buffer.
+func dialPlayer(t *testing.T, u *url.URL, rcvbuf int) *gortmplib.Client {
 	t.Helper()
 	d := &net.Dialer{}
 	if rcvbuf > 0 {
@@ -158,7 +165,7 @@ func TestPlayerStartsOnKeyframeWithHeaders(t *testing.T) {
 	}
 	feed(t, p, 1) // the GOP cache now holds the clip's last GOP
 
-	c := player(t, e.url("live/a"), 0)
+	c := dialPlayer(t, e.url("live/a"), 0)
 	r := &gortmplib.Reader{Conn: c}
 	if err := r.Initialize(); err != nil {
 		t.Fatal(err)
@@ -207,8 +214,8 @@ func TestSlowPlayerIsDisconnectedOthersContinue(t *testing.T) {
 	feed(t, p, 1)
 
 	// One player that never reads after the handshake, one that reads.
-	player(t, e.url("live/slow"), 4096)
-	good := player(t, e.url("live/slow"), 0)
+	dialPlayer(t, e.url("live/slow"), 4096)
+	good := dialPlayer(t, e.url("live/slow"), 0)
 	received := make(chan int, 1)
 	go func() {
 		buf := make([]byte, 64<<10)
