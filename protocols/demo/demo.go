@@ -130,6 +130,9 @@ func parseAVCC(b []byte) (sps, pps []byte, err error) {
 // Run publishes the clip to the stream in a loop, in real time, until ctx
 // ends or the producer is told to stop.
 func Run(ctx context.Context, h *hub.Hub, name string, clip *Clip, log *slog.Logger) error {
+	if len(clip.Frames) == 0 || clip.Duration <= 0 {
+		return errors.New("demo: empty clip")
+	}
 	p, err := h.Publish(name, hub.Session{Protocol: "demo", Remote: "builtin"})
 	if err != nil {
 		return fmt.Errorf("demo %s: %w", name, err)
