@@ -233,6 +233,7 @@ type StreamInfo struct {
 	Video     *Track
 	Audio     *Track
 	Viewers   map[string]int // by protocol
+	Waiting   int            // viewers waiting for the stream to start
 	GOP       cache.Stats
 	Producers int // producers the stream has had
 }

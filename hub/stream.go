@@ -187,7 +187,7 @@ func (s *Stream) unsubscribe(sub *Subscriber) {
 func (s *Stream) Info() StreamInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	in := StreamInfo{Name: s.name, Viewers: map[string]int{}, Producers: s.producers}
+	in := StreamInfo{Name: s.name, Viewers: map[string]int{}, Producers: s.producers, Waiting: s.waiting}
 	if s.producer != nil {
 		sess := s.producer.sess
 		in.Producer = &sess

@@ -1,17 +1,15 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
 
 	"github.com/liveedge/liveedge/cache"
 	"github.com/liveedge/liveedge/cmd/liveedge/config"
+	"github.com/liveedge/liveedge/cmd/liveedge/source"
 	"github.com/liveedge/liveedge/hub"
 	"github.com/liveedge/liveedge/hub/auth"
-	"github.com/liveedge/liveedge/protocols/demo"
 	"github.com/liveedge/liveedge/protocols/rtmp"
 )
 
@@ -19,11 +17,9 @@ import (
 type app struct {
 	log  *slog.Logger
 	hub  *hub.Hub
+	src  *source.Manager
 	rtmp *rtmp.Server
-
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	http *httpServer
 }
 
 func loadConfig(path string) (*config.Config, error) {
@@ -76,6 +72,10 @@ func start(cfg *config.Config, log *slog.Logger) (*app, error) {
 	if cfg.Hub.PublisherConflict == config.ConflictTakeover {
 		conflict = hub.ConflictTakeover
 	}
+	src, err := source.New(source.Params{Config: cfg, Logger: log})
+	if err != nil {
+		return nil, err
+	}
 	h := hub.New(hub.Params{
 		Logger: log,
 		GOP: cache.Limits{
@@ -88,9 +88,9 @@ func start(cfg *config.Config, log *slog.Logger) (*app, error) {
 		Conflict:          conflict,
 		StartTimeout:      cfg.Hub.StartTimeout.Std(),
 		Authorizer:        pol,
+		Sourcer:           src,
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	a := &app{log: log, hub: h, ctx: ctx, cancel: cancel}
+	a := &app{log: log, hub: h, src: src}
 
 	if cfg.RTMP.Enabled() {
 		a.rtmp, err = rtmp.Listen(rtmp.Params{
@@ -104,50 +104,29 @@ func start(cfg *config.Config, log *slog.Logger) (*app, error) {
 			return nil, err
 		}
 	}
-	for _, sc := range cfg.Streams {
-		if sc.Mode != config.ModeStatic {
-			continue
+	if cfg.HTTP.Enabled() {
+		if a.http, err = listenHTTP(cfg, h, log); err != nil {
+			a.Close()
+			return nil, err
 		}
-		for _, o := range sc.Origins {
-			if o != "demo" {
-				log.Warn("origin pulls are not available yet; entry ignored", "match", sc.Match, "origin", o)
-				continue
-			}
-			if err := a.startDemo(sc.Match); err != nil {
-				a.Close()
-				return nil, err
-			}
-			break
-		}
+	}
+	// Static pulls (and the demo) start now; on-demand pulls when the hub
+	// asks for them.
+	if err := src.Start(h); err != nil {
+		a.Close()
+		return nil, err
 	}
 	return a, nil
 }
 
-// startDemo runs the built-in clip as the producer of a stream.
-func (a *app) startDemo(name string) error {
-	if !hub.ValidName(name) {
-		return fmt.Errorf("streams: demo source needs an exact app/stream match, not %q", name)
-	}
-	clip, err := demo.Default()
-	if err != nil {
-		return err
-	}
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		if err := demo.Run(a.ctx, a.hub, name, clip, a.log); err != nil {
-			a.log.Error("demo source stopped", "stream", name, "err", err)
-		}
-	}()
-	return nil
-}
-
-// Close stops listeners and sources and ends every stream.
+// Close stops sources and listeners and ends every stream.
 func (a *app) Close() {
-	a.cancel()
+	a.src.Close()
 	a.hub.Close()
 	if a.rtmp != nil {
 		a.rtmp.Close()
 	}
-	a.wg.Wait()
+	if a.http != nil {
+		a.http.Close()
+	}
 }

@@ -68,6 +68,8 @@ type server struct {
 	cmd  *exec.Cmd
 	rtmp string // host:port
 
+	http string // host:port of the HTTP listener, once logged; see httpAddr
+
 	mu   sync.Mutex
 	logs []string
 	done chan struct{}
@@ -101,6 +103,9 @@ func startServer(t *testing.T, cfg string, env ...string) *server {
 			line := sc.Text()
 			s.mu.Lock()
 			s.logs = append(s.logs, line)
+			if m := listenRe.FindStringSubmatch(line); m != nil && m[1] == "http" {
+				s.http = m[2]
+			}
 			s.mu.Unlock()
 			if m := listenRe.FindStringSubmatch(line); m != nil && m[1] == "rtmp" {
 				select {
@@ -171,6 +176,21 @@ func (s *server) stop(t *testing.T) {
 }
 
 func (s *server) url(path string) string { return "rtmp://" + s.rtmp + "/" + path }
+
+// httpAddr waits for the HTTP listener's address.
+func (s *server) httpAddr(t *testing.T) string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		s.mu.Lock()
+		a := s.http
+		s.mu.Unlock()
+		if a != "" {
+			return a
+		}
+	}
+	t.Fatal("liveedge did not log an HTTP listener")
+	return ""
+}
 
 const baseConfig = `
 log: {level: debug}

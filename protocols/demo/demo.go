@@ -130,21 +130,29 @@ func parseAVCC(b []byte) (sps, pps []byte, err error) {
 // Run publishes the clip to the stream in a loop, in real time, until ctx
 // ends or the producer is told to stop.
 func Run(ctx context.Context, h *hub.Hub, name string, clip *Clip, log *slog.Logger) error {
-	if len(clip.Frames) == 0 || clip.Duration <= 0 {
-		return errors.New("demo: empty clip")
-	}
 	p, err := h.Publish(name, hub.Session{Protocol: "demo", Remote: "builtin"})
 	if err != nil {
 		return fmt.Errorf("demo %s: %w", name, err)
 	}
 	defer p.Close()
+	log.Info("demo source started", "stream", name)
+	return Feed(ctx, p, clip, nil)
+}
+
+// Feed writes the clip to p in a loop, in real time, until ctx ends or p is
+// told to stop (nil), or p refuses a unit. onMedia, if set, is called once
+// the first unit is written.
+func Feed(ctx context.Context, p *hub.Producer, clip *Clip, onMedia func()) error {
+	if len(clip.Frames) == 0 || clip.Duration <= 0 {
+		return errors.New("demo: empty clip")
+	}
 	if err := p.SetTracks(clip.Video, clip.Audio); err != nil {
 		return err
 	}
-	log.Info("demo source started", "stream", name)
 	start := time.Now()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var err error
 	for loop := time.Duration(0); ; loop += clip.Duration {
 		for i := range clip.Frames {
 			f := &clip.Frames[i]
@@ -165,6 +173,10 @@ func Run(ctx context.Context, h *hub.Hub, name string, clip *Clip, log *slog.Log
 			}
 			if err != nil {
 				return err
+			}
+			if onMedia != nil {
+				onMedia()
+				onMedia = nil
 			}
 		}
 	}

@@ -65,9 +65,16 @@ func (s *Server) publish(log *slog.Logger, nc net.Conn, sc *gortmplib.ServerConn
 		"bytes", sc.BytesReceived())
 }
 
+// mediaSink is what bindTracks feeds: a *hub.Producer, or a wrapper of one.
+type mediaSink interface {
+	SetTracks(video, audio *hub.Track) error
+	WriteVideo(pts, dts time.Duration, nalus [][]byte) error
+	WriteAudio(pts time.Duration, payload []byte) error
+}
+
 // bindTracks maps the reader's tracks to hub tracks and routes their data
 // to the producer. The first video and the first audio track are relayed.
-func bindTracks(r *gortmplib.Reader, p *hub.Producer) error {
+func bindTracks(r *gortmplib.Reader, p mediaSink) error {
 	var video, audio *hub.Track
 	var unsupported []string
 	for _, t := range r.Tracks() {

@@ -41,6 +41,14 @@
 //	  expires_param: expires
 //	  token_param: token
 //	  apps: {}                              # app -> {play, publish, bind_ip, referers}
+//	hls:                                    # HLS / LL-HLS on the http listener
+//	  variant: lowlatency                   # lowlatency | mpegts | fmp4
+//	  segment_duration: 0s                  # 0 = 1s (2s for mpegts); cut on keyframes
+//	  part_duration: 200ms                  # LL-HLS parts
+//	  segment_count: 7                      # >= 7 for lowlatency, >= 3 otherwise
+//	  idle_close: 30s                       # a muxer without requests is closed
+//	  allow_origin: "*"                     # Access-Control-Allow-Origin; "" = no CORS
+//	  apps: {}                              # app -> {variant, segment_duration, part_duration, segment_count}
 //	streams:
 //	  - match: live/demo                    # "app/stream", "app/*" or "*"
 //	    mode: static                        # on_demand | static | publish
@@ -50,6 +58,8 @@
 //	    start_timeout: 5s                   # defaults to hub.start_timeout
 //	    failback: true
 //	    offline_slate: ""                   # "" | "demo" | a clip path
+//	    sign: false                         # sign pull URLs with the app's secret
+//	    sign_ttl: 1h
 //
 // Streams that match no entry may still be published (as if by an entry
 // with mode publish).
@@ -98,6 +108,7 @@ const (
 	DefaultStallTimeout = Duration(2e9)  // 2s
 	DefaultIdleClose    = Duration(10e9) // 10s
 	DefaultFailback     = true
+	DefaultSignTTL      = Duration(3600e9) // 1h
 )
 
 // Config is the whole configuration file.
@@ -110,6 +121,7 @@ type Config struct {
 	WebRTC WebRTCConfig `yaml:"webrtc" json:"webrtc"`
 	Hub    HubConfig    `yaml:"hub" json:"hub"`
 	Auth   AuthConfig   `yaml:"auth" json:"auth"`
+	HLS    HLSConfig    `yaml:"hls" json:"hls"`
 	// Streams are tried in order by MatchStream; the first match wins.
 	Streams []Stream `yaml:"streams" json:"streams"`
 }
@@ -210,6 +222,14 @@ type Stream struct {
 	// OfflineSlate is shown while no origin works: "" (none), "demo" or
 	// the path of a clip.
 	OfflineSlate string `yaml:"offline_slate" json:"offline_slate"`
+	// Sign adds expires and token parameters to every pull from an rtmp
+	// origin, signed like a viewer's token (auth.algorithm,
+	// auth.expires_param, auth.token_param) for the origin URL's
+	// "app/stream" with the secret of its app, valid for SignTTL. A new
+	// signature is made on every connect.
+	Sign bool `yaml:"sign" json:"sign"`
+	// SignTTL is the lifetime of a pull signature (default 1h).
+	SignTTL Duration `yaml:"sign_ttl" json:"sign_ttl"`
 }
 
 // Default returns the built-in configuration: every listener on its default
@@ -241,6 +261,7 @@ func Default() *Config {
 			TokenParam:   "token",
 		},
 	}
+	c.HLS = defaultHLS()
 	c.Streams = c.defaultStreams()
 	return c
 }
@@ -261,6 +282,7 @@ func (c *Config) NewStream(match, mode string, origins ...string) Stream {
 		IdleClose:    DefaultIdleClose,
 		StartTimeout: c.Hub.StartTimeout,
 		Failback:     DefaultFailback,
+		SignTTL:      DefaultSignTTL,
 	}
 }
 
@@ -281,6 +303,7 @@ func (c *Config) Clone() *Config {
 			n.Auth.Apps[k] = a
 		}
 	}
+	n.HLS = c.HLS.clone()
 	if c.Streams != nil {
 		n.Streams = make([]Stream, len(c.Streams))
 		for i, s := range c.Streams {

@@ -56,7 +56,7 @@ func TestDefault(t *testing.T) {
 		{"streams", c.Streams, []Stream{{
 			Match: "live/demo", Mode: "static", Origins: []string{"demo"},
 			StallTimeout: Duration(2 * time.Second), IdleClose: Duration(10 * time.Second),
-			StartTimeout: Duration(5 * time.Second), Failback: true,
+			StartTimeout: Duration(5 * time.Second), Failback: true, SignTTL: DefaultSignTTL,
 		}}},
 	}
 	for _, ck := range checks {
@@ -178,17 +178,18 @@ streams:
 			Match: "live/*", Mode: "on_demand",
 			Origins:      []string{"rtmp://origin-a.example/live/$stream", "rtmp://origin-b.example/live/$stream"},
 			StallTimeout: Duration(2 * time.Second), IdleClose: Duration(10 * time.Second),
-			StartTimeout: Duration(7 * time.Second), Failback: true,
+			StartTimeout: Duration(7 * time.Second), Failback: true, SignTTL: DefaultSignTTL,
 		},
 		{
 			Match: "cam/one", Mode: "static", Origins: []string{"rtsp://cam.local/one"},
 			StallTimeout: Duration(500 * time.Millisecond), IdleClose: Duration(time.Minute),
 			StartTimeout: Duration(3 * time.Second), Failback: false, OfflineSlate: "demo",
+			SignTTL: DefaultSignTTL,
 		},
 		{
 			Match: "*", Mode: "publish",
 			StallTimeout: Duration(2 * time.Second), IdleClose: Duration(10 * time.Second),
-			StartTimeout: Duration(7 * time.Second), Failback: true,
+			StartTimeout: Duration(7 * time.Second), Failback: true, SignTTL: DefaultSignTTL,
 		},
 	}
 	if !reflect.DeepEqual(c.Streams, want) {
@@ -419,6 +420,11 @@ func TestValidate(t *testing.T) {
 		{"stall", func(c *Config) { c.Streams[0].StallTimeout = 0 }, []string{"streams[0].stall_timeout: must be > 0"}},
 		{"idle", func(c *Config) { c.Streams[0].IdleClose = 0 }, []string{"streams[0].idle_close: must be > 0"}},
 		{"stream start", func(c *Config) { c.Streams[0].StartTimeout = 0 }, []string{"streams[0].start_timeout: must be > 0"}},
+		{"sign without secret", func(c *Config) {
+			onDemand(c, "live/*", "rtmp://o/live/$stream", "rtmp://o2/other/$stream", "demo").Sign = true
+			c.Auth.Secrets = map[string]string{"live": "s"}
+		}, []string{`streams[1].origins[1]: sign: true requires a secret for app "other"`}},
+		{"sign ttl", func(c *Config) { onDemand(c, "live/*", "rtmp://o/live/$stream").SignTTL = 0 }, []string{"streams[1].sign_ttl: must be > 0"}},
 		{"many at once", func(c *Config) {
 			c.RTMP.Listen = "abc"
 			c.Auth.Algorithm = "md5"
@@ -485,6 +491,12 @@ func TestValidateAccepts(t *testing.T) {
 			}
 			c.Streams[1].OfflineSlate = "demo"
 			c.Streams[3].OfflineSlate = "/var/lib/liveedge/offline.mp4"
+		}},
+		{"sign with app and default secrets", func(c *Config) {
+			st := c.NewStream("live/*", ModeOnDemand, "rtmp://o/$app/$stream", "rtmp://o2/other/$stream", "demo")
+			st.Sign = true
+			c.Streams = append(c.Streams, st)
+			c.Auth.Secrets = map[string]string{"live": "s", "*": "d"}
 		}},
 		{"no streams", func(c *Config) { c.Streams = nil }},
 	}

@@ -119,6 +119,9 @@ func Parse(data []byte) (*Config, error) {
 		if keys["failback"] == nil {
 			s.Failback = DefaultFailback
 		}
+		if keys["sign_ttl"] == nil {
+			s.SignTTL = DefaultSignTTL
+		}
 	}
 	return c, nil
 }

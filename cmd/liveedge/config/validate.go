@@ -36,6 +36,8 @@ func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
 //     parameter names; auth.secrets and auth.apps keys are app names
 //     ("*" only in secrets); referers are host patterns ("example.com",
 //     "*.example.com");
+//   - hls.variant is lowlatency, mpegts or fmp4; hls durations and
+//     segment_count fit the variant; hls.apps keys are app names;
 //   - every app that requires play or publish tokens has a secret, its
 //     own or "*" (run ApplyEnv first);
 //   - streams[].match is "*", "app/*" or "app/stream" with non-empty parts,
@@ -52,6 +54,7 @@ func (c *Config) Validate() error {
 	c.validateListeners(v)
 	c.validateHub(v)
 	c.validateAuth(v)
+	c.validateHLS(v)
 	c.validateStreams(v)
 	return errors.Join(v.errs...)
 }
@@ -385,8 +388,32 @@ func (c *Config) validateStreams(v *validator) {
 		v.positive(path+".stall_timeout", s.StallTimeout)
 		v.positive(path+".idle_close", s.IdleClose)
 		v.positive(path+".start_timeout", s.StartTimeout)
+		v.positive(path+".sign_ttl", s.SignTTL)
+		if s.Sign {
+			c.validateSign(v, path, s)
+		}
 		if s.OfflineSlate != "" && strings.TrimSpace(s.OfflineSlate) == "" {
 			v.add(path+".offline_slate", "is blank (want \"\", %q or a clip path)", DemoOrigin)
+		}
+	}
+}
+
+// validateSign checks that every rtmp origin of a signing entry has a
+// secret for its app (the app of the match for an origin that uses $app).
+func (c *Config) validateSign(v *validator, path string, s *Stream) {
+	matchApp, _, _ := strings.Cut(s.Match, "/")
+	for j, o := range s.Origins {
+		u, err := url.Parse(strings.NewReplacer("$stream", "stream", "$app", matchApp).Replace(o))
+		if o == DemoOrigin || err != nil || (u.Scheme != "rtmp" && u.Scheme != "rtmps") {
+			continue
+		}
+		app, _, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
+		if app == "" {
+			app = "*"
+		}
+		if _, ok := c.Auth.Secret(app); !ok {
+			v.add(fmt.Sprintf("%s.origins[%d]", path, j), "sign: true requires a secret for app %q (set %s, auth.secrets[\"*\"], %s or %s)",
+				app, mapPath("auth.secrets", app), EnvSecretName(app), EnvSecret)
 		}
 	}
 }

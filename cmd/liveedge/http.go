@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/liveedge/liveedge/cmd/liveedge/config"
+	"github.com/liveedge/liveedge/hub"
+	"github.com/liveedge/liveedge/protocols/hls"
+)
+
+// httpServer is the shared HTTP listener (players, HLS; later FLV, WHEP
+// and the pages). It routes each path to the output that serves it and
+// answers 404 for the rest.
+type httpServer struct {
+	log  *slog.Logger
+	ln   net.Listener
+	srv  *http.Server
+	hls  *hls.Server
+	done chan struct{}
+}
+
+// listenHTTP starts the HTTP listener with the outputs it routes to.
+func listenHTTP(cfg *config.Config, h *hub.Hub, log *slog.Logger) (*httpServer, error) {
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("http: %w", err)
+	}
+	s := &httpServer{log: log.With("proto", "http"), ln: ln, done: make(chan struct{})}
+	s.hls = hls.New(hlsParams(cfg, h, log))
+	s.srv = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("serve", "err", err)
+		}
+	}()
+	s.log.Info("listening", "addr", ln.Addr().String())
+	return s, nil
+}
+
+// hlsParams maps the hls section of the configuration.
+func hlsParams(cfg *config.Config, h *hub.Hub, log *slog.Logger) hls.Params {
+	settings := func(app string) hls.Settings {
+		m := cfg.HLS.For(app)
+		v, _ := hls.ParseVariant(m.Variant) // validated
+		return hls.Settings{Variant: v, SegmentDuration: m.SegmentDuration.Std(),
+			PartDuration: m.PartDuration.Std(), SegmentCount: m.SegmentCount}
+	}
+	p := hls.Params{
+		Hub:          h,
+		Logger:       log,
+		Settings:     settings(""),
+		Apps:         map[string]hls.Settings{},
+		IdleClose:    cfg.HLS.IdleClose.Std(),
+		StartTimeout: cfg.Hub.StartTimeout.Std(),
+		AllowOrigin:  cfg.HLS.AllowOrigin,
+		ExpiresParam: cfg.Auth.ExpiresParam,
+		TokenParam:   cfg.Auth.TokenParam,
+	}
+	for _, app := range cfg.HLS.AppNames() {
+		p.Apps[app] = settings(app)
+	}
+	return p
+}
+
+// ServeHTTP routes a request to the output that serves its path.
+func (s *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if hls.Handles(r.URL.Path) {
+		s.hls.ServeHTTP(w, r)
+		return
+	}
+	http.NotFound(w, r)
+}
+
+// Close stops the outputs (requests held by an HLS muxer return), then
+// shuts the listener down, waiting a bounded time for requests in flight.
+func (s *httpServer) Close() {
+	s.hls.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		s.srv.Close()
+	}
+	<-s.done
+}

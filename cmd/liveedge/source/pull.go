@@ -1,0 +1,318 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/liveedge/liveedge/cmd/liveedge/config"
+	"github.com/liveedge/liveedge/hub"
+	"github.com/liveedge/liveedge/protocols/demo"
+	"github.com/liveedge/liveedge/protocols/rtmp"
+)
+
+// pull is one stream's pull: a loop of sessions (static pulls restart
+// forever), each holding one hub producer across origin switches.
+type pull struct {
+	m      *Manager
+	name   string
+	entry  *config.Stream
+	static bool
+	urls   []string
+	log    *slog.Logger
+
+	mu    sync.Mutex
+	stats Stats
+}
+
+// errIdle ends an on-demand session that nobody watches.
+var errIdle = errors.New("no viewers")
+
+func (pl *pull) run() {
+	m := pl.m
+	pl.log.Info("pull started", "mode", pl.entry.Mode, "origins", len(pl.urls))
+	backoff := m.p.BackoffMin
+	for {
+		err := pl.session()
+		if m.ctx.Err() != nil || !pl.static {
+			pl.logEnd(err)
+			return
+		}
+		d := jitter(backoff)
+		backoff = min(2*backoff, m.p.BackoffMax)
+		pl.log.Warn("static pull session ended, restarting", "err", err, "retry_in", d.Round(time.Millisecond))
+		if !sleep(m.ctx, d) {
+			pl.logEnd(nil)
+			return
+		}
+	}
+}
+
+func (pl *pull) logEnd(err error) {
+	pl.mu.Lock()
+	s := pl.stats
+	pl.mu.Unlock()
+	reason := "shutdown"
+	if err != nil {
+		reason = err.Error()
+	}
+	pl.log.Info("pull ended", "reason", reason, "connects", s.Connects, "failures", s.Failures,
+		"failovers", s.Failovers, "failbacks", s.Failbacks, "bytes_in", s.BytesIn,
+		"duration", time.Since(s.Since).Round(time.Millisecond))
+}
+
+// session holds one producer and switches origins until the pull is no
+// longer needed.
+func (pl *pull) session() error {
+	m := pl.m
+	p, err := m.hub.Publish(pl.name, hub.Session{Protocol: "pull", Remote: "origins"})
+	if err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithCancelCause(m.ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if !pl.static {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pl.watchIdle(ctx, cancel)
+		}()
+	}
+
+	n := len(pl.urls)
+	idx, failed, first := 0, 0, true
+	backoff := m.p.BackoffMin
+	var handed *rtmp.PullConn // a connection to the primary a probe found healthy
+	for {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		select {
+		case <-p.Done():
+			return hub.ErrReplaced
+		default:
+		}
+		if !first {
+			p.Discontinuity()
+		}
+		first = false
+		res := pl.attempt(ctx, p, idx, handed)
+		handed = nil
+		if res.stopped {
+			if res.failback != nil {
+				res.failback.Close()
+			}
+			continue // the loop head returns
+		}
+		if res.failback != nil {
+			pl.log.Info("failback", "from", rtmp.RedactURL(pl.urls[idx]), "to", rtmp.RedactURL(pl.urls[0]))
+			pl.count(func(s *Stats) { s.Failbacks++ })
+			idx, handed, failed, backoff = 0, res.failback, 0, m.p.BackoffMin
+			continue
+		}
+		next := (idx + 1) % n
+		from := rtmp.RedactURL(pl.urls[idx])
+		pl.log.Warn("origin down", "origin", from, "reason", reason(res.err), "err", res.err, "had_media", res.media)
+		if res.media {
+			failed, backoff = 0, m.p.BackoffMin
+		} else {
+			failed++
+		}
+		if next != idx {
+			pl.count(func(s *Stats) { s.Failovers++ })
+			pl.log.Warn("failover", "from", from, "to", rtmp.RedactURL(pl.urls[next]), "reason", reason(res.err))
+		}
+		idx = next
+		if failed >= n {
+			d := jitter(backoff)
+			backoff = min(2*backoff, m.p.BackoffMax)
+			failed = 0
+			pl.log.Warn("all origins failed", "retry_in", d.Round(time.Millisecond))
+			if !sleep(ctx, d) {
+				continue
+			}
+		}
+	}
+}
+
+// attemptResult is how one origin attempt ended.
+type attemptResult struct {
+	err      error
+	media    bool
+	stopped  bool           // the session or the producer ended
+	failback *rtmp.PullConn // the primary is healthy: continue on this connection
+}
+
+// attempt feeds p from origin idx (or from a connection to it that a
+// probe already opened) until that fails or the session stops. On a
+// backup with failback on, it probes the primary meanwhile.
+func (pl *pull) attempt(ctx context.Context, p *hub.Producer, idx int, conn *rtmp.PullConn) attemptResult {
+	m := pl.m
+	origin := pl.urls[idx]
+	actx, acancel := context.WithCancel(ctx)
+	defer acancel()
+
+	handoff := make(chan *rtmp.PullConn, 1)
+	var wg sync.WaitGroup
+	if idx > 0 && pl.entry.Failback && pl.urls[0] != config.DemoOrigin {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pl.probePrimary(actx, acancel, handoff)
+		}()
+	}
+
+	start := time.Now()
+	var media bool
+	onMedia := func() {
+		media = true
+		pl.count(func(s *Stats) {
+			s.Connects++
+			s.Up = true
+			s.Origin = rtmp.RedactURL(origin)
+		})
+		pl.log.Info("origin up", "origin", rtmp.RedactURL(origin),
+			"after", time.Since(start).Round(time.Millisecond))
+	}
+
+	var err error
+	if origin == config.DemoOrigin {
+		var clip *demo.Clip
+		if clip, err = m.demoClip(); err == nil {
+			err = demo.Feed(actx, p, clip, onMedia)
+		}
+	} else {
+		if conn == nil {
+			conn, err = pl.dial(actx, origin)
+		}
+		if err == nil {
+			err = pl.feed(actx, conn, p, onMedia)
+		}
+	}
+	acancel()
+	wg.Wait()
+	pl.count(func(s *Stats) { s.Up, s.Origin = false, "" })
+
+	res := attemptResult{err: err, media: media}
+	select {
+	case res.failback = <-handoff:
+	default:
+	}
+	select {
+	case <-ctx.Done():
+		res.stopped = true
+	case <-p.Done():
+		res.stopped = true
+	default:
+	}
+	if !res.stopped && res.failback == nil {
+		if err == nil {
+			err = errors.New("source ended")
+			res.err = err
+		}
+		pl.count(func(s *Stats) { s.Failures++ })
+	}
+	return res
+}
+
+// dial connects to an rtmp origin, signing the URL when the entry asks.
+func (pl *pull) dial(ctx context.Context, origin string) (*rtmp.PullConn, error) {
+	u := origin
+	if pl.entry.Sign {
+		var err error
+		if u, err = pl.m.sign(origin, pl.entry.SignTTL.Std()); err != nil {
+			return nil, fmt.Errorf("%w: %w", rtmp.ErrConnectFailed, err)
+		}
+	}
+	return rtmp.DialPull(ctx, u, pl.options(nil))
+}
+
+func (pl *pull) options(onMedia func()) rtmp.PullOptions {
+	return rtmp.PullOptions{
+		StallTimeout:   pl.entry.StallTimeout.Std(),
+		ConnectTimeout: pl.m.p.ConnectTimeout,
+		Dialer:         pl.m.p.Dialer,
+		OnMedia:        onMedia,
+	}
+}
+
+// feed feeds p from conn and counts the bytes it received.
+func (pl *pull) feed(ctx context.Context, conn *rtmp.PullConn, p *hub.Producer, onMedia func()) error {
+	conn.SetOnMedia(onMedia)
+	err := conn.Run(ctx, p)
+	b := conn.BytesIn()
+	pl.count(func(s *Stats) { s.BytesIn += b })
+	return err
+}
+
+// probePrimary checks the primary every probe interval; once it plays,
+// it hands the connection over and ends the current attempt.
+func (pl *pull) probePrimary(ctx context.Context, stop context.CancelFunc, handoff chan<- *rtmp.PullConn) {
+	t := time.NewTicker(pl.m.p.ProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		conn, err := pl.dial(ctx, pl.urls[0])
+		if err != nil {
+			pl.log.Debug("primary probe failed", "origin", rtmp.RedactURL(pl.urls[0]), "err", err)
+			continue
+		}
+		pl.log.Info("primary healthy again", "origin", rtmp.RedactURL(pl.urls[0]), "rtt", conn.RTT().Round(time.Millisecond))
+		handoff <- conn
+		stop()
+		return
+	}
+}
+
+// watchIdle ends the session once nobody watched for idle_close.
+func (pl *pull) watchIdle(ctx context.Context, cancel context.CancelCauseFunc) {
+	idle := pl.entry.IdleClose.Std()
+	tick := min(max(idle/4, 20*time.Millisecond), 250*time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if in, ok := pl.m.hub.Stream(pl.name); ok && viewers(in) > 0 {
+			last = time.Now()
+			continue
+		}
+		if time.Since(last) >= idle {
+			pl.log.Info("closing pull: no viewers", "idle", idle)
+			cancel(errIdle)
+			return
+		}
+	}
+}
+
+func (pl *pull) count(f func(*Stats)) {
+	pl.mu.Lock()
+	f(&pl.stats)
+	pl.mu.Unlock()
+}
+
+// sleep waits d unless ctx ends first; it reports whether it waited.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,258 @@
+// Package source runs the origin pulls of the configured streams: static
+// pulls from start-up, on-demand pulls while someone watches, each with one
+// hub producer that stays across origin switches (failover, failback), so
+// that viewers stay connected. It implements hub.Sourcer.
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/liveedge/liveedge/cmd/liveedge/config"
+	"github.com/liveedge/liveedge/hub"
+	"github.com/liveedge/liveedge/hub/auth"
+	"github.com/liveedge/liveedge/protocols/demo"
+	"github.com/liveedge/liveedge/protocols/rtmp"
+)
+
+// Defaults of Params.
+const (
+	DefaultProbeInterval = 2 * time.Second
+	DefaultBackoffMin    = 500 * time.Millisecond
+	DefaultBackoffMax    = 15 * time.Second
+)
+
+// Params configure a Manager.
+type Params struct {
+	// Config supplies the stream entries and, for signed pulls, the auth
+	// section. It must be valid and is not modified.
+	Config *config.Config
+	Logger *slog.Logger
+	// ProbeInterval is how often a pull on a backup origin probes the
+	// primary when failback is on.
+	ProbeInterval time.Duration
+	// BackoffMin and BackoffMax bound the wait after every origin of a
+	// stream failed; it doubles on each failed round, with ±25 % jitter.
+	BackoffMin, BackoffMax time.Duration
+	// ConnectTimeout bounds each origin connect (default
+	// rtmp.DefaultConnectTimeout).
+	ConnectTimeout time.Duration
+	// Dialer opens origin connections; nil means a net.Dialer with TCP
+	// keepalive.
+	Dialer *net.Dialer
+}
+
+// Stats are the counters of one stream's pull.
+type Stats struct {
+	Origin    string // current origin (without query), "" when none is up
+	Up        bool   // media is flowing from Origin
+	Connects  uint64 // connections that delivered media
+	Failures  uint64 // attempts that ended in an error
+	Failovers uint64 // switches to another origin after a failure
+	Failbacks uint64 // switches back to the primary
+	BytesIn   uint64 // bytes received from origins
+	Since     time.Time
+}
+
+// Manager starts, fails over and stops origin pulls.
+type Manager struct {
+	p   Params
+	log *slog.Logger
+	alg auth.Algorithm
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	hub    *hub.Hub
+	pulls  map[string]*pull
+	closed bool
+	clip   *demo.Clip
+}
+
+// New returns a manager; Start begins its work.
+func New(p Params) (*Manager, error) {
+	if p.Config == nil {
+		return nil, errors.New("source: no configuration")
+	}
+	if p.Logger == nil {
+		p.Logger = slog.Default()
+	}
+	if p.ProbeInterval <= 0 {
+		p.ProbeInterval = DefaultProbeInterval
+	}
+	if p.BackoffMin <= 0 {
+		p.BackoffMin = DefaultBackoffMin
+	}
+	if p.BackoffMax < p.BackoffMin {
+		p.BackoffMax = max(DefaultBackoffMax, p.BackoffMin)
+	}
+	if p.Dialer == nil {
+		p.Dialer = &net.Dialer{KeepAlive: 15 * time.Second}
+	}
+	alg, err := auth.ParseAlgorithm(p.Config.Auth.Algorithm)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Manager{p: p, log: p.Logger, alg: alg, ctx: ctx, cancel: cancel, pulls: map[string]*pull{}}, nil
+}
+
+// Start attaches the manager to the hub and starts the static pulls.
+func (m *Manager) Start(h *hub.Hub) error {
+	m.mu.Lock()
+	m.hub = h
+	m.mu.Unlock()
+	for i := range m.p.Config.Streams {
+		e := &m.p.Config.Streams[i]
+		if e.Mode != config.ModeStatic {
+			continue
+		}
+		if !hub.ValidName(e.Match) {
+			return fmt.Errorf("streams[%d]: static pull needs an exact app/stream match, not %q", i, e.Match)
+		}
+		m.start(e.Match, e)
+	}
+	return nil
+}
+
+// Want starts the on-demand pull of name unless it runs already or no
+// on_demand entry matches. It does not block.
+func (m *Manager) Want(name string) {
+	e, ok := m.p.Config.MatchStream(name)
+	if !ok || e.Mode != config.ModeOnDemand {
+		return
+	}
+	m.start(name, e)
+}
+
+// start runs the pull of name unless one runs already.
+func (m *Manager) start(name string, e *config.Stream) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed || m.hub == nil || m.pulls[name] != nil {
+		return
+	}
+	pl := &pull{m: m, name: name, entry: e, static: e.Mode == config.ModeStatic,
+		urls: e.OriginURLs(name), log: m.log.With("stream", name)}
+	pl.stats.Since = time.Now()
+	m.pulls[name] = pl
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		pl.run()
+		m.mu.Lock()
+		if m.pulls[name] == pl {
+			delete(m.pulls, name)
+		}
+		closed := m.closed
+		m.mu.Unlock()
+		// A viewer may have arrived while the pull was closing.
+		if !closed && !pl.static {
+			if in, ok := m.hub.Stream(name); ok && (viewers(in) > 0) {
+				m.Want(name)
+			}
+		}
+	}()
+}
+
+// Stats returns the counters of name's pull, if one runs.
+func (m *Manager) Stats(name string) (Stats, bool) {
+	m.mu.Lock()
+	pl := m.pulls[name]
+	m.mu.Unlock()
+	if pl == nil {
+		return Stats{}, false
+	}
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return pl.stats, true
+}
+
+// Close stops every pull and waits for them.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	m.cancel()
+	m.wg.Wait()
+}
+
+func (m *Manager) demoClip() (*demo.Clip, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.clip == nil {
+		c, err := demo.Default()
+		if err != nil {
+			return nil, err
+		}
+		m.clip = c
+	}
+	return m.clip, nil
+}
+
+// sign returns rawURL with fresh expires and token parameters for the
+// origin's "app/stream", signed with the secret of its app.
+func (m *Manager) sign(rawURL string, ttl time.Duration) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", err
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	app, _, _ := strings.Cut(name, "/")
+	a := &m.p.Config.Auth
+	secret, ok := a.Secret(app)
+	if !ok {
+		return "", fmt.Errorf("no secret to sign pulls of app %q", app)
+	}
+	s := auth.Signer{Algorithm: m.alg, Secret: []byte(secret), ExpiresParam: a.ExpiresParam, TokenParam: a.TokenParam}
+	q := u.Query()
+	for k, v := range s.Query(name, ttl, time.Now(), netip.Addr{}) {
+		q[k] = v
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+func viewers(in hub.StreamInfo) int {
+	n := in.Waiting
+	for _, v := range in.Viewers {
+		n += v
+	}
+	return n
+}
+
+// jitter spreads d by ±25 %.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.75 + 0.5*rand.Float64()))
+}
+
+// reason names why an origin attempt failed, for logs.
+func reason(err error) string {
+	switch {
+	case errors.Is(err, rtmp.ErrStalled):
+		return "stall"
+	case errors.Is(err, rtmp.ErrOriginStatus):
+		return "status"
+	case errors.Is(err, rtmp.ErrOriginClosed):
+		return "closed"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT):
+		return "timeout"
+	case errors.Is(err, rtmp.ErrConnectFailed):
+		return "connect"
+	}
+	return "error"
+}

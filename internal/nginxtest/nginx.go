@@ -1,0 +1,326 @@
+// Package nginxtest runs nginx with the RTMP module as a real origin for
+// tests: one process per origin, its configuration, pid file and logs in
+// the test's temporary directory, listening on 127.0.0.1 only.
+package nginxtest
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ModulePath is where Debian's libnginx-mod-rtmp installs the module.
+const ModulePath = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
+
+// Require skips the test when nginx, the RTMP module or one of tools is
+// missing, unless LIVEEDGE_E2E=require, in which case it fails.
+func Require(t testing.TB, tools ...string) {
+	t.Helper()
+	missing := ""
+	for _, tool := range append([]string{"nginx"}, tools...) {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = tool
+			break
+		}
+	}
+	if missing == "" {
+		if _, err := os.Stat(ModulePath); err != nil {
+			missing = ModulePath
+		}
+	}
+	if missing == "" {
+		return
+	}
+	if os.Getenv("LIVEEDGE_E2E") == "require" {
+		t.Fatalf("%s is required (LIVEEDGE_E2E=require) but not installed", missing)
+	}
+	t.Skipf("%s not installed", missing)
+}
+
+// Origin is a running nginx-rtmp server with an application "live".
+type Origin struct {
+	RTMP string // 127.0.0.1:port
+	HTTP string // 127.0.0.1:port, serving /stat
+	Dir  string
+
+	conf string
+	cmd  *exec.Cmd
+	done chan struct{}
+	mu   sync.Mutex
+	dead bool
+}
+
+// FreePort returns a port on 127.0.0.1 that nothing listens on now.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Start runs an origin; it is killed when the test ends.
+func Start(t testing.TB) *Origin {
+	t.Helper()
+	Require(t)
+	dir := t.TempDir()
+	o := &Origin{Dir: dir}
+	rtmpPort, httpPort := FreePort(t), FreePort(t)
+	o.RTMP = fmt.Sprintf("127.0.0.1:%d", rtmpPort)
+	o.HTTP = fmt.Sprintf("127.0.0.1:%d", httpPort)
+	conf := fmt.Sprintf(`daemon off;
+master_process off;
+error_log %[1]s/error.log info;
+pid %[1]s/nginx.pid;
+load_module %[2]s;
+events {}
+rtmp {
+    server {
+        listen %[3]s;
+        application live { live on; }
+    }
+}
+http {
+    access_log off;
+    client_body_temp_path %[1]s/body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+    server {
+        listen %[4]s;
+        location /stat { rtmp_stat all; }
+    }
+}
+`, dir, ModulePath, o.RTMP, o.HTTP)
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o.conf = path
+	t.Cleanup(func() {
+		o.Kill()
+		if t.Failed() {
+			if b, err := os.ReadFile(filepath.Join(dir, "error.log")); err == nil {
+				t.Logf("nginx %s error.log:\n%s", o.RTMP, tail(string(b), 30))
+			}
+		}
+	})
+	o.run(t)
+	return o
+}
+
+// run starts the nginx process and waits until it accepts connections.
+func (o *Origin) run(t testing.TB) {
+	t.Helper()
+	o.mu.Lock()
+	o.dead = false
+	o.done = make(chan struct{})
+	o.cmd = exec.Command("nginx", "-p", o.Dir, "-c", o.conf)
+	o.cmd.Stdout, o.cmd.Stderr = os.Stderr, os.Stderr
+	err := o.cmd.Start()
+	if err != nil {
+		o.dead = true
+	}
+	o.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, done := o.cmd, o.done
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", o.RTMP, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-done:
+			t.Fatalf("nginx exited: %v", cmd.ProcessState)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx did not listen on %s", o.RTMP)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Restart starts a killed origin again on the same ports.
+func (o *Origin) Restart(t testing.TB) {
+	t.Helper()
+	o.Kill()
+	o.run(t)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// URL returns rtmp://<origin>/live/<stream>.
+func (o *Origin) URL(stream string) string { return "rtmp://" + o.RTMP + "/live/" + stream }
+
+// Kill ends the origin with SIGKILL (after SIGCONT, should it be stopped)
+// and waits for it.
+func (o *Origin) Kill() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.dead || o.cmd == nil {
+		return
+	}
+	o.dead = true
+	o.cmd.Process.Signal(syscall.SIGCONT)
+	o.cmd.Process.Kill()
+	<-o.done
+}
+
+// Freeze stops the origin with SIGSTOP; Thaw resumes it.
+func (o *Origin) Freeze() { o.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen origin.
+func (o *Origin) Thaw() { o.cmd.Process.Signal(syscall.SIGCONT) }
+
+// ClipPath is the pre-encoded H.264 + AAC test clip.
+func ClipPath(t testing.TB) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("no caller information")
+	}
+	return filepath.Join(filepath.Dir(file), "..", "..", "protocols", "demo", "clip.flv")
+}
+
+// Publish feeds the clip in a loop, in real time, to live/<stream> with
+// ffmpeg until the test ends, and waits until the origin has the stream.
+func (o *Origin) Publish(t testing.TB, stream string) {
+	t.Helper()
+	Require(t, "ffmpeg")
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
+		"-stream_loop", "-1", "-i", ClipPath(t), "-c", "copy", "-f", "flv", o.URL(stream))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := o.Stat()
+		if err == nil && st.Publishing(stream) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("origin %s has no publisher of live/%s (stat: %v)", o.RTMP, stream, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stat is the part of nginx-rtmp's /stat page the tests read.
+type Stat struct {
+	Servers []struct {
+		Apps []struct {
+			Name    string `xml:"name"`
+			Streams []struct {
+				Name    string `xml:"name"`
+				Clients []struct {
+					Address    string    `xml:"address"`
+					Publishing *struct{} `xml:"publishing"`
+				} `xml:"client"`
+			} `xml:"live>stream"`
+		} `xml:"application"`
+	} `xml:"server"`
+}
+
+// Players returns how many clients play live/<stream>.
+func (s *Stat) Players(stream string) int {
+	n := 0
+	s.each(stream, func(publishing bool) {
+		if !publishing {
+			n++
+		}
+	})
+	return n
+}
+
+// Publishing reports whether live/<stream> has a publisher.
+func (s *Stat) Publishing(stream string) bool {
+	pub := false
+	s.each(stream, func(publishing bool) { pub = pub || publishing })
+	return pub
+}
+
+func (s *Stat) each(stream string, f func(publishing bool)) {
+	for _, srv := range s.Servers {
+		for _, app := range srv.Apps {
+			if app.Name != "live" {
+				continue
+			}
+			for _, st := range app.Streams {
+				if st.Name != stream {
+					continue
+				}
+				for _, c := range st.Clients {
+					f(c.Publishing != nil)
+				}
+			}
+		}
+	}
+}
+
+// Stat reads the origin's /stat page.
+func (o *Origin) Stat() (*Stat, error) {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + o.HTTP + "/stat")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("stat: %s", resp.Status)
+	}
+	var st Stat
+	if err := xml.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return nil, fmt.Errorf("stat: %w", err)
+	}
+	return &st, nil
+}
+
+// Players returns how many clients play live/<stream> now.
+func (o *Origin) Players(t testing.TB, stream string) int {
+	t.Helper()
+	st, err := o.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Players(stream)
+}
+
+// String names the origin.
+func (o *Origin) String() string {
+	return "nginx " + o.RTMP + " pid " + strconv.Itoa(o.cmd.Process.Pid)
+}

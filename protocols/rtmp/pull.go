@@ -1,0 +1,472 @@
+package rtmp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/bluenviron/gortmplib"
+	"github.com/bluenviron/gortmplib/pkg/amf0"
+	"github.com/bluenviron/gortmplib/pkg/message"
+
+	"github.com/liveedge/liveedge/hub"
+)
+
+// Errors of an origin pull. A pull that ends before any media arrived
+// wraps ErrConnectFailed, one that ends after media wraps ErrLost; the
+// cause (ErrStalled, ErrOriginStatus, a network error) is wrapped too.
+var (
+	ErrConnectFailed = errors.New("origin connect failed")
+	ErrLost          = errors.New("origin lost")
+	ErrStalled       = errors.New("no media within the stall timeout")
+	ErrOriginStatus  = errors.New("origin sent an error status")
+	ErrOriginClosed  = errors.New("origin closed the connection")
+)
+
+// Defaults of PullOptions.
+const (
+	DefaultStallTimeout   = 2 * time.Second
+	DefaultConnectTimeout = 5 * time.Second
+)
+
+// PullOptions configure an origin pull.
+type PullOptions struct {
+	// StallTimeout ends the pull when no media arrives for this long
+	// (default 2 s).
+	StallTimeout time.Duration
+	// ConnectTimeout bounds the TCP connect, the RTMP handshake, the
+	// connect and play commands and the wait for the codec configuration
+	// (default 5 s).
+	ConnectTimeout time.Duration
+	// Dialer opens the TCP connection; nil means a net.Dialer with TCP
+	// keepalive. Set its LocalAddr to choose the source address.
+	Dialer *net.Dialer
+	// OnMedia, if set, is called once, from the pull's goroutine, when the
+	// first media unit has been handed to the producer.
+	OnMedia func()
+}
+
+func (o *PullOptions) defaults() {
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = DefaultStallTimeout
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.Dialer == nil {
+		o.Dialer = &net.Dialer{KeepAlive: 15 * time.Second}
+	}
+}
+
+// PullConn is a playing connection to an origin whose codec configuration
+// is known: the result of DialPull, consumed by Run.
+type PullConn struct {
+	url    string
+	opts   PullOptions
+	client *gortmplib.Client
+	conn   *originConn
+	reader *gortmplib.Reader
+	rtt    time.Duration
+}
+
+// DialPull connects to an RTMP origin and plays rawURL
+// ("rtmp://host[:port]/app/stream[?query]"): TCP connect, handshake,
+// connect (app and tcUrl "rtmp://host[:port]/app"), createStream and play
+// (the stream name with the query string, as nginx-rtmp, SRS and liveedge
+// expect), then it reads until the codec configuration is known. Errors
+// wrap ErrConnectFailed.
+func DialPull(ctx context.Context, rawURL string, opts PullOptions) (*PullConn, error) {
+	opts.defaults()
+	u, err := clientURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConnectFailed, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.ConnectTimeout)
+	defer cancel()
+	start := time.Now()
+	c := &gortmplib.Client{URL: u, Publish: false, DialContext: opts.Dialer.DialContext}
+	if err := c.Initialize(ctx); err != nil {
+		if strings.HasPrefix(err.Error(), "bad result") {
+			// The origin answered connect or play with an error status.
+			err = fmt.Errorf("%w: %w", ErrOriginStatus, err)
+		} else if ctx.Err() != nil && !errors.Is(err, context.Canceled) {
+			err = fmt.Errorf("%w (after %v)", err, time.Since(start).Round(time.Millisecond))
+		}
+		return nil, fmt.Errorf("%w: %w", ErrConnectFailed, err)
+	}
+	rtt := time.Since(start)
+	nc := c.NetConn()
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	// The codec configuration must arrive within what is left of the
+	// connect timeout; closing the connection unblocks the read when ctx
+	// ends first.
+	deadline, _ := ctx.Deadline()
+	nc.SetReadDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { nc.SetReadDeadline(time.Unix(1, 0)) })
+	oc := &originConn{Conn: c}
+	r := &gortmplib.Reader{Conn: oc}
+	err = r.Initialize()
+	stop()
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("%w: reading the codec configuration: %w", ErrConnectFailed, netErr(err, oc))
+	}
+	return &PullConn{url: rawURL, opts: opts, client: c, conn: oc, reader: r, rtt: rtt}, nil
+}
+
+// SetOnMedia replaces PullOptions.OnMedia; call it before Run.
+func (c *PullConn) SetOnMedia(f func()) { c.opts.OnMedia = f }
+
+// RTT returns how long the connect and play commands took.
+func (c *PullConn) RTT() time.Duration { return c.rtt }
+
+// BytesIn returns the bytes received from the origin so far.
+func (c *PullConn) BytesIn() uint64 { return c.client.BytesReceived() }
+
+// Close closes the connection. Run returns once it is closed.
+func (c *PullConn) Close() { c.client.Close() }
+
+// Run feeds p from the connection until the origin closes it, sends an
+// error status, or sends no media for the stall timeout (an error wrapping
+// ErrConnectFailed if no media had arrived, ErrLost otherwise), or until
+// ctx ends or p is told to stop (nil). The connection is closed on return.
+func (c *PullConn) Run(ctx context.Context, p *hub.Producer) error {
+	nc := c.client.NetConn()
+	defer c.client.Close()
+	stopped := make(chan struct{})
+	watcher := make(chan struct{})
+	go func() {
+		defer close(watcher)
+		select {
+		case <-ctx.Done():
+		case <-p.Done():
+		case <-stopped:
+			return
+		}
+		nc.Close()
+	}()
+	defer func() { close(stopped); <-watcher }()
+
+	sink := &pullSink{p: p, last: time.Now(), onMedia: c.opts.OnMedia}
+	if err := bindTracks(c.reader, sink); err != nil {
+		return fmt.Errorf("%w: %w", ErrConnectFailed, err)
+	}
+	stall := c.opts.StallTimeout
+	var err error
+	for {
+		nc.SetReadDeadline(sink.last.Add(stall))
+		if err = c.reader.Read(); err != nil {
+			break
+		}
+		if time.Since(sink.last) > stall {
+			err = ErrStalled
+			break
+		}
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-p.Done():
+		return nil
+	default:
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		err = ErrStalled
+	}
+	err = netErr(err, c.conn)
+	if sink.media {
+		return fmt.Errorf("%w: %w", ErrLost, err)
+	}
+	return fmt.Errorf("%w: %w", ErrConnectFailed, err)
+}
+
+// Pull plays rawURL into p: DialPull, then Run.
+func Pull(ctx context.Context, rawURL string, p *hub.Producer, opts PullOptions) error {
+	c, err := DialPull(ctx, rawURL, opts)
+	if err != nil {
+		return err
+	}
+	return c.Run(ctx, p)
+}
+
+// Probe checks that an origin plays rawURL: it connects, plays and waits
+// for the codec configuration within timeout, then closes. It returns the
+// time the connect and play commands took.
+func Probe(ctx context.Context, rawURL string, timeout time.Duration, dialer *net.Dialer) (time.Duration, error) {
+	c, err := DialPull(ctx, rawURL, PullOptions{ConnectTimeout: timeout, Dialer: dialer})
+	if err != nil {
+		return 0, err
+	}
+	c.Close()
+	return c.rtt, nil
+}
+
+// clientURL turns "rtmp://host/app/stream?query" into the form the
+// gortmplib client splits as an RTMP client should: the app is the first
+// path segment (tcUrl "rtmp://host/app"), the rest of the path and the
+// query are the stream name given to play.
+func clientURL(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "rtmp" && u.Scheme != "rtmps" {
+		return nil, fmt.Errorf("unsupported scheme %q in %s", u.Scheme, redactURL(u))
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("no host in %s", redactURL(u))
+	}
+	app, stream, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
+	if app == "" || stream == "" {
+		return nil, fmt.Errorf("%s has no app/stream path", redactURL(u))
+	}
+	key := stream
+	if u.RawQuery != "" {
+		key += "?" + u.RawQuery
+	}
+	return &url.URL{Scheme: u.Scheme, User: u.User, Host: u.Host, Path: "/" + app, Fragment: key}, nil
+}
+
+// redactURL is the URL without credentials, for messages and logs.
+func redactURL(u *url.URL) string {
+	n := *u
+	n.User = nil
+	n.RawQuery, n.Fragment, n.RawFragment = "", "", ""
+	return n.String()
+}
+
+// RedactURL returns rawURL without user info and query, fit for logs.
+func RedactURL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(invalid URL)"
+	}
+	return redactURL(u)
+}
+
+// netErr replaces the errors of a connection the origin closed, or of a
+// status it sent, by what they mean.
+func netErr(err error, oc *originConn) error {
+	if oc.status != "" {
+		return fmt.Errorf("%w: %s", ErrOriginStatus, oc.status)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+		return fmt.Errorf("%w: %w", ErrOriginClosed, err)
+	}
+	return err
+}
+
+// pullSink is the producer as the pull's track binding sees it: it notes
+// when media arrives for the stall watchdog.
+type pullSink struct {
+	p       *hub.Producer
+	last    time.Time
+	media   bool
+	onMedia func()
+}
+
+func (s *pullSink) SetTracks(video, audio *hub.Track) error { return s.p.SetTracks(video, audio) }
+
+func (s *pullSink) WriteVideo(pts, dts time.Duration, nalus [][]byte) error {
+	s.got()
+	return s.p.WriteVideo(pts, dts, nalus)
+}
+
+func (s *pullSink) WriteAudio(pts time.Duration, payload []byte) error {
+	s.got()
+	return s.p.WriteAudio(pts, payload)
+}
+
+func (s *pullSink) got() {
+	s.last = time.Now()
+	if !s.media {
+		s.media = true
+		if s.onMedia != nil {
+			s.onMedia()
+		}
+	}
+}
+
+// fastStartAfter is how much media (by timestamp) the codec detection
+// waits for when the origin did not announce its tracks in onMetaData and
+// has not sent both a video and an audio configuration.
+const fastStartAfter = time.Second
+
+// originConn is the client connection as the gortmplib reader sees it. It
+// ends the reader's track detection as soon as the announced tracks are
+// configured (the reader otherwise waits for two seconds of media), and it
+// turns an error or end-of-stream status from the origin into an error.
+type originConn struct {
+	gortmplib.Conn
+
+	detected bool
+	pending  message.Message
+	status   string // the origin's error status, if it sent one
+
+	haveMeta           bool
+	wantVideo          bool
+	wantAudio          bool
+	gotVideo, gotAudio bool
+	first, last        time.Duration
+	haveFirst          bool
+}
+
+func (c *originConn) Read() (message.Message, error) {
+	if c.pending != nil {
+		m := c.pending
+		c.pending = nil
+		return m, nil
+	}
+	msg, err := c.Conn.Read()
+	if err != nil {
+		return nil, err
+	}
+	if cmd, ok := msg.(*message.CommandAMF0); ok && cmd.Name == "onStatus" {
+		if s := failureStatus(cmd); s != "" {
+			c.status = s
+			return nil, fmt.Errorf("%w: %s", ErrOriginStatus, s)
+		}
+	}
+	if !c.detected {
+		c.observe(msg)
+	}
+	return msg, nil
+}
+
+// observe follows the messages read during track detection and queues a
+// message that ends it once the tracks are known: a video end-of-sequence
+// (or an AAC configuration, for audio only) dated two seconds after the
+// first media, which the reader's data callbacks ignore.
+func (c *originConn) observe(msg message.Message) {
+	media := true
+	var dts time.Duration
+	switch m := msg.(type) {
+	case *message.DataAMF0:
+		media = false
+		c.metadata(m)
+	case *message.Video:
+		dts = m.DTS
+		if m.Type == message.VideoTypeConfig {
+			c.gotVideo = true
+		}
+	case *message.VideoExSequenceStart:
+		dts = c.last
+		c.gotVideo = true
+	case *message.VideoExCodedFrames:
+		dts = m.DTS
+	case *message.VideoExFramesX:
+		dts = m.DTS
+	case *message.Audio:
+		dts = m.DTS
+		if m.Codec != message.CodecMPEG4Audio || m.AACType == message.AudioAACTypeConfig {
+			c.gotAudio = true
+		}
+	case *message.AudioExSequenceStart:
+		dts = c.last
+		c.gotAudio = true
+	case *message.AudioExCodedFrames:
+		dts = m.DTS
+		c.gotAudio = true
+	default:
+		media = false
+	}
+	if !media {
+		return
+	}
+	if !c.haveFirst {
+		c.haveFirst, c.first = true, dts
+	}
+	c.last = dts
+	var done bool
+	if c.haveMeta && (c.wantVideo || c.wantAudio) {
+		done = c.gotVideo == c.wantVideo && c.gotAudio == c.wantAudio
+	} else {
+		done = c.gotVideo && c.gotAudio ||
+			(c.gotVideo || c.gotAudio) && c.last-c.first >= fastStartAfter
+	}
+	if !done {
+		return
+	}
+	c.detected = true
+	at := c.last + 2*time.Second + time.Millisecond
+	if c.gotVideo {
+		c.pending = &message.Video{Codec: message.CodecH264, Type: message.VideoTypeEOS, DTS: at}
+	} else {
+		c.pending = &message.Audio{Codec: message.CodecMPEG4Audio, AACType: message.AudioAACTypeConfig, DTS: at}
+	}
+}
+
+// metadata reads which tracks onMetaData announces.
+func (c *originConn) metadata(m *message.DataAMF0) {
+	p := m.Payload
+	if len(p) > 0 && p[0] == "@setDataFrame" {
+		p = p[1:]
+	}
+	if len(p) < 2 || p[0] != "onMetaData" {
+		return
+	}
+	var obj amf0.Object
+	switch o := p[1].(type) {
+	case amf0.Object:
+		obj = o
+	case amf0.ECMAArray:
+		obj = amf0.Object(o)
+	default:
+		return
+	}
+	present := func(key string) bool {
+		v, ok := obj.Get(key)
+		if !ok {
+			return false
+		}
+		switch v := v.(type) {
+		case float64:
+			return v != 0
+		case string:
+			return v != ""
+		case bool:
+			return v
+		}
+		return v != nil
+	}
+	c.haveMeta = true
+	c.wantVideo = present("videocodecid")
+	c.wantAudio = present("audiocodecid")
+}
+
+// failureStatus returns the code of an onStatus that ends a play, or "".
+func failureStatus(cmd *message.CommandAMF0) string {
+	for _, a := range cmd.Arguments {
+		var obj amf0.Object
+		switch o := a.(type) {
+		case amf0.Object:
+			obj = o
+		case amf0.ECMAArray:
+			obj = amf0.Object(o)
+		default:
+			continue
+		}
+		level, _ := obj.GetString("level")
+		code, _ := obj.GetString("code")
+		switch {
+		case level == "error":
+			if code == "" {
+				code = "error"
+			}
+			return code
+		case code == "NetStream.Play.Stop", code == "NetStream.Play.UnpublishNotify",
+			code == "NetStream.Play.StreamNotFound", code == "NetStream.Play.Failed":
+			return code
+		}
+	}
+	return ""
+}
