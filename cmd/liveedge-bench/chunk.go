@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/liveedge/liveedge/protocols/rtmp"
 )
 
 // RTMP message types.
@@ -271,27 +273,8 @@ func (c *chunkReader) ReadMessage() (*rtmpMessage, error) {
 	}
 }
 
-// appendChunks appends one message split into chunks of chunkSize: a type
-// 0 header on the first chunk, type 3 on the others. csid must be 2..63.
+// appendChunks appends one message split into chunks of chunkSize, the
+// same way liveedge chunks what it sends.
 func appendChunks(dst []byte, csid uint8, typ uint8, ts uint32, streamID uint32, body []byte, chunkSize int) []byte {
-	ext := ts >= 0xffffff
-	hts := min(ts, 0xffffff)
-	dst = append(dst, csid&0x3f, byte(hts>>16), byte(hts>>8), byte(hts),
-		byte(len(body)>>16), byte(len(body)>>8), byte(len(body)), typ)
-	dst = binary.LittleEndian.AppendUint32(dst, streamID)
-	if ext {
-		dst = binary.BigEndian.AppendUint32(dst, ts)
-	}
-	for first := true; first || len(body) > 0; first = false {
-		if !first {
-			dst = append(dst, 0xc0|csid&0x3f)
-			if ext {
-				dst = binary.BigEndian.AppendUint32(dst, ts)
-			}
-		}
-		n := min(len(body), chunkSize)
-		dst = append(dst, body[:n]...)
-		body = body[n:]
-	}
-	return dst
+	return rtmp.AppendChunks(dst, csid, typ, ts, streamID, body, chunkSize)
 }

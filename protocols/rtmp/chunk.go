@@ -16,20 +16,26 @@ const (
 	playStreamID = 1
 )
 
-// appendMessage appends one RTMP message, chunked with a type 0 header on
-// its first chunk and type 3 on the rest. Every message is self-contained,
-// so the same bytes can be written to any player from any message boundary.
+// appendMessage appends one media message for players, chunked with
+// AppendChunks on the play stream. Every message is self-contained, so the
+// same bytes can be written to any player from any message boundary.
 func appendMessage(dst []byte, csid byte, typ byte, ts uint32, body []byte) []byte {
+	return AppendChunks(dst, csid, typ, ts, playStreamID, body, chunkSize)
+}
+
+// AppendChunks appends one RTMP message split into chunks of chunkSize
+// bytes: a type 0 header (absolute timestamp, length, type, message
+// stream) on the first chunk and type 3 headers on the others, with the
+// extended timestamp repeated on each chunk when it is used. csid must be
+// in 2..63.
+func AppendChunks(dst []byte, csid, typ byte, ts, streamID uint32, body []byte, chunkSize int) []byte {
 	ext := ts >= 0xffffff
-	hts := ts
-	if ext {
-		hts = 0xffffff
-	}
+	hts := min(ts, 0xffffff)
 	dst = append(dst, csid&0x3f,
 		byte(hts>>16), byte(hts>>8), byte(hts),
 		byte(len(body)>>16), byte(len(body)>>8), byte(len(body)),
 		typ)
-	dst = binary.LittleEndian.AppendUint32(dst, playStreamID)
+	dst = binary.LittleEndian.AppendUint32(dst, streamID)
 	if ext {
 		dst = binary.BigEndian.AppendUint32(dst, ts)
 	}
