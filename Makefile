@@ -1,12 +1,13 @@
 GO ?= go
 FUZZTIME ?= 20s
-BENCH_FLAGS ?=
+BENCH_FLAGS ?= -kinds rtmp,hls,hls-ts
+FAILOVER_FLAGS ?=
 
 BIN := bin
 
 .DEFAULT_GOAL := build
 
-.PHONY: build run tools test test-short bench fuzz clean
+.PHONY: build run tools test test-short bench bench-failover fuzz clean
 
 build:
 	@mkdir -p $(BIN)
@@ -31,6 +32,12 @@ test-short:
 
 bench: build tools
 	./$(BIN)/liveedge-bench -server ./$(BIN)/liveedge $(BENCH_FLAGS)
+	./$(BIN)/liveedge-bench -server ./$(BIN)/liveedge -failover 10 $(FAILOVER_FLAGS)
+
+# Origin failover alone (about 1.5 min): two nginx-rtmp origins, the primary
+# killed 10 times and frozen 3 times; the media gap one viewer sees.
+bench-failover: build tools
+	./$(BIN)/liveedge-bench -server ./$(BIN)/liveedge -failover 10 $(FAILOVER_FLAGS)
 
 # Runs every Fuzz* target of every package for FUZZTIME each.
 fuzz:

@@ -77,6 +77,12 @@ type Session struct {
 	// Internal marks a subscriber that an output runs on behalf of its
 	// viewers (a shared writer): it is not counted as a viewer.
 	Internal bool
+	// Viewers, on an Internal subscriber, reports how many viewers it
+	// serves (an HLS muxer: the clients that requested recently); they
+	// count in StreamInfo.Viewers, so an on-demand pull watched only over
+	// HLS stays up. It is called with the stream's lock held and must not
+	// call into the hub.
+	Viewers func() int
 }
 
 // Hub is the set of live streams.

@@ -196,8 +196,13 @@ func (s *Stream) Info() StreamInfo {
 		in.Video, in.Audio = s.tracks.Video, s.tracks.Audio
 	}
 	for sub := range s.subs {
-		if !sub.sess.Internal {
+		switch {
+		case !sub.sess.Internal:
 			in.Viewers[sub.sess.Protocol]++
+		case sub.sess.Viewers != nil:
+			if n := sub.sess.Viewers(); n > 0 {
+				in.Viewers[sub.sess.Protocol] += n
+			}
 		}
 	}
 	in.GOP = s.ring.Stats()

@@ -5,7 +5,8 @@
 // kind and reports, per protocol: server CPU and RSS per viewer, time to
 // first frame, whether the first frame is a keyframe, latency and stalls.
 //
-//	liveedge-bench -server ./bin/liveedge [-runs 100@2M,300@2M,1000@500k]
+//	liveedge-bench -server ./bin/liveedge [-kinds rtmp,hls,hls-ts]
+//	               [-runs 100@2M,300@2M,1000@500k | -runs 'rtmp=100@2M;hls=100@2M,500@2M']
 //	               [-window 10s] [-repeat 1] [-json FILE] [-keep-logs]
 //
 // Per run, on a fresh server: publish, wait -warmup, measure the server
@@ -14,6 +15,10 @@
 // -settle, measure over -window while recording latency, close the viewers
 // and stop the server. Everything runs on 127.0.0.1 and every wait has a
 // bound.
+//
+// With -failover N it runs the failover bench instead (failover.go): two
+// nginx-rtmp origins, the primary killed N times and frozen
+// -failover-stalls times, the media gap one viewer sees each time.
 package main
 
 import (
@@ -41,8 +46,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("liveedge-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := &options{}
+	fo := failoverFlags(fs)
 	fs.StringVar(&o.server, "server", "./bin/liveedge", "liveedge binary to start")
-	runsFlag := fs.String("runs", "100@2M,300@2M,1000@500k", "configurations: VIEWERS@BITRATE, comma-separated")
+	runsFlag := fs.String("runs", "100@2M,300@2M,1000@500k", "configurations: VIEWERS@BITRATE, comma-separated, for every kind; or per kind, KIND=RUNS;KIND=RUNS (unnamed kinds keep their defaults; hls and hls-ts default to 100@2M,500@2M with shorter phases)")
 	kindsFlag := fs.String("kinds", "rtmp", "viewer kinds, comma-separated (available: "+strings.Join(kindNames(), ", ")+")")
 	fs.DurationVar(&o.window, "window", 10*time.Second, "measurement window with all viewers connected")
 	repeat := fs.Int("repeat", 1, "repeat each configuration this many times (median and min–max are printed)")
@@ -61,19 +67,37 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	specs, err := parseRuns(*runsFlag)
+	if fo.kills > 0 {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runFailover(ctx, fo, o.server, o.keepLogs, stdout, stderr)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	allSpecs, perKind, err := parseKindRuns(*runsFlag)
 	if err != nil {
 		fmt.Fprintln(stderr, "liveedge-bench:", err)
 		return 2
 	}
 	var kinds []viewerKind
+	kindOpts := map[viewerKind]*options{}
+	kindSpecs := map[viewerKind][]runSpec{}
+	var specs []runSpec // every kind's, for the open-file check
 	for _, k := range strings.Split(*kindsFlag, ",") {
-		kind, ok := viewerKinds[strings.TrimSpace(strings.ToLower(k))]
+		key := strings.TrimSpace(strings.ToLower(k))
+		kind, ok := viewerKinds[key]
 		if !ok {
 			fmt.Fprintf(stderr, "liveedge-bench: unknown viewer kind %q (available: %s)\n", k, strings.Join(kindNames(), ", "))
 			return 2
 		}
+		ko, ks, err := kindPlan(o, key, kind, allSpecs, perKind, fs.Lookup("runs").DefValue, set)
+		if err != nil {
+			fmt.Fprintln(stderr, "liveedge-bench:", err)
+			return 2
+		}
 		kinds = append(kinds, kind)
+		kindOpts[kind], kindSpecs[kind] = ko, ks
+		specs = append(specs, ks...)
 	}
 	if *repeat < 1 || o.batch < 1 || o.window <= 0 || o.baseline <= 0 {
 		fmt.Fprintln(stderr, "liveedge-bench: -repeat, -batch, -window and -baseline must be positive")
@@ -106,7 +130,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	total := len(kinds) * len(specs) * *repeat
+	total := len(specs) * *repeat
 	fmt.Fprintf(stderr, "liveedge-bench: %d runs; clip %dx%d %.0f fps, %.1fs loop; window %v; %d CPUs\n",
 		total, clip.Video.Width, clip.Video.Height, clip.Video.FPS, clip.Duration.Seconds(), o.window, runtime.NumCPU())
 	byProto := map[string][]*result{}
@@ -114,12 +138,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	failed := 0
 	i := 0
 	for _, kind := range kinds {
-		for _, spec := range specs {
+		for _, spec := range kindSpecs[kind] {
 			for rep := 1; rep <= *repeat; rep++ {
 				i++
 				t0 := time.Now()
 				fmt.Fprintf(stderr, "[%d/%d] %s %s #%d ... ", i, total, kind.name(), spec, rep)
-				r, err := runOne(ctx, o, clip, kind, spec, rep)
+				r, err := runOne(ctx, kindOpts[kind], clip, kind, spec, rep)
 				if err != nil {
 					fmt.Fprintf(stderr, "failed: %v\n", err)
 					failed++

@@ -62,6 +62,7 @@ type result struct {
 	BenchCPU     num   `json:"bench_cpu_pct"`          // this process, % of one core, over the window
 	OtherBase    num   `json:"other_cpu_base_pct"`     // every other process during the baseline
 	OtherCPU     num   `json:"other_cpu_pct"`          // every other process, % of one core, over the window
+	ReqPerSec    num   `json:"requests_per_s"`         // HTTP requests of all viewers over the window
 	PubMaxLate   num   `json:"publisher_max_late_ms"`  // over the window: a write's lateness vs the clip's schedule
 	PubMaxWrite  num   `json:"publisher_max_write_ms"` // over the window: the longest publisher write
 	StealCPU     num   `json:"steal_cpu_pct"`          // stolen by the hypervisor, % of one core
@@ -76,6 +77,7 @@ type result struct {
 	TTFFSteps     []step         `json:"ttff_steps,omitempty"` // where the time to first frame goes
 	KeyFirstPct   num            `json:"key_first_pct"`
 	LatP50        num            `json:"latency_p50_ms"`
+	LatP95        num            `json:"latency_p95_ms"`
 	LatP99        num            `json:"latency_p99_ms"`
 	LatMax        num            `json:"latency_max_ms"`
 	LatSamples    int            `json:"latency_samples"`
@@ -266,7 +268,11 @@ func runOne(ctx context.Context, o *options, clip *demo.Clip, kind viewerKind, s
 	if l := kind.listener(); l != "rtmp" {
 		listeners = append(listeners, l)
 	}
-	srv, err := startServer(ctx, o.server, dir, listeners)
+	var extra []string
+	if kc, ok := kind.(kindConfigurer); ok {
+		extra = append(extra, kc.configExtra())
+	}
+	srv, err := startServer(ctx, o.server, dir, listeners, extra...)
 	if err != nil {
 		return nil, err
 	}
@@ -309,6 +315,11 @@ func runOne(ctx context.Context, o *options, clip *demo.Clip, kind viewerKind, s
 	}
 	if err := sleepCtx(ctx, o.warmup); err != nil {
 		return nil, err
+	}
+	if kw, ok := kind.(kindWarmer); ok {
+		if err := kw.warm(ctx, srv.addrs[kind.listener()], o.stream); err != nil {
+			return nil, err
+		}
 	}
 
 	// Baseline: publisher only.
@@ -403,7 +414,13 @@ func runOne(ctx context.Context, o *options, clip *demo.Clip, kind viewerKind, s
 		}
 		return sum
 	}
-	pb0, vb0 := pub.bytes.Load(), recvBytes()
+	recvReqs := func() (sum uint64) {
+		for _, v := range viewers {
+			sum += v.requests.Load()
+		}
+		return sum
+	}
+	pb0, vb0, rq0 := pub.bytes.Load(), recvBytes(), recvReqs()
 	pub.maxLate.Store(0)
 	pub.maxWrite.Store(0)
 	winStart := time.Now()
@@ -413,7 +430,8 @@ func runOne(ctx context.Context, o *options, clip *demo.Clip, kind viewerKind, s
 	if err != nil {
 		return nil, fmt.Errorf("window: %w", err)
 	}
-	pb1, vb1 := pub.bytes.Load(), recvBytes()
+	pb1, vb1, rq1 := pub.bytes.Load(), recvBytes(), recvReqs()
+	res.ReqPerSec = num(float64(rq1-rq0) / win.duration.Seconds())
 	res.PubMaxLate = num(ms(time.Duration(pub.maxLate.Load())))
 	res.PubMaxWrite = num(ms(time.Duration(pub.maxWrite.Load())))
 	if connected > 0 {
@@ -522,6 +540,7 @@ func runOne(ctx context.Context, o *options, clip *demo.Clip, kind viewerKind, s
 		res.KeyFirstPct = num(float64(key) / float64(len(ttff)) * 100)
 	}
 	res.LatP50 = num(percentile(lat, 50) / 1e3)
+	res.LatP95 = num(percentile(lat, 95) / 1e3)
 	res.LatP99 = num(percentile(lat, 99) / 1e3)
 	res.LatMax = num(percentile(lat, 100) / 1e3)
 	res.LatSamples = len(lat)

@@ -92,6 +92,7 @@ var columns = []column{
 // printTable writes one protocol's table: a row per run, and with repeats
 // a median row and a min–max row per configuration.
 func printTable(w io.Writer, proto string, results []*result, repeat int) {
+	columns, targetsLine := tableFor(proto)
 	head := []string{"run", "viewers"}
 	for _, c := range columns {
 		head = append(head, c.head)
@@ -131,6 +132,9 @@ func printTable(w io.Writer, proto string, results []*result, repeat int) {
 		rows = append(rows, med, rng)
 	}
 	fmt.Fprintf(w, "\n%s\n", proto)
+	if targetsLine != "" {
+		fmt.Fprintln(w, targetsLine)
+	}
 	writeAligned(w, rows)
 }
 

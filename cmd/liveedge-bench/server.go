@@ -61,11 +61,18 @@ func parseListening(log []byte) map[string]string {
 	return out
 }
 
-// startServer runs bin with a configuration enabling listeners, logging to
-// dir, and waits until every listener has logged its address.
-func startServer(ctx context.Context, bin, dir string, listeners []string) (*serverProc, error) {
+// startServer runs bin with a configuration enabling listeners (plus the
+// extra YAML sections), logging to dir, and waits until every listener has
+// logged its address.
+func startServer(ctx context.Context, bin, dir string, listeners []string, extra ...string) (*serverProc, error) {
+	return startServerConfig(ctx, bin, dir, serverConfig(listeners)+strings.Join(extra, ""), listeners)
+}
+
+// startServerConfig runs bin with the configuration cfg, logging to dir,
+// and waits until every listener has logged its address.
+func startServerConfig(ctx context.Context, bin, dir, cfg string, listeners []string) (*serverProc, error) {
 	cfgPath := filepath.Join(dir, "liveedge.yaml")
-	if err := os.WriteFile(cfgPath, []byte(serverConfig(listeners)), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
 	logPath := filepath.Join(dir, "liveedge.log")

@@ -65,6 +65,8 @@ type viewer struct {
 	latency  []int32       // microseconds
 	noSEI    int           // frames without the bench SEI
 	bytes    atomic.Uint64 // bytes received
+	requests atomic.Uint64 // requests sent (HTTP kinds)
+	gapLimit time.Duration // a longer gap between frames is a stall (0: stallGap); set by play
 	err      error
 	failedAt time.Duration // since start, when play ended with an error
 }
@@ -98,7 +100,11 @@ func (v *viewer) frame(now time.Time, key bool, pub int64, hasPub bool) {
 		v.markReady()
 	} else {
 		gap := now.Sub(v.last)
-		if gap > stallGap {
+		limit := stallGap
+		if v.gapLimit > 0 {
+			limit = v.gapLimit
+		}
+		if gap > limit {
 			v.stalls++
 			if len(v.stallAt) < 4 {
 				v.stallAt = append(v.stallAt, now)

@@ -12,6 +12,8 @@ import (
 	"github.com/liveedge/liveedge/cmd/liveedge/config"
 	"github.com/liveedge/liveedge/hub"
 	"github.com/liveedge/liveedge/protocols/hls"
+	"github.com/liveedge/liveedge/protocols/webrtc"
+	"github.com/liveedge/liveedge/signaling"
 )
 
 // httpServer is the shared HTTP listener (players, HLS; later FLV, WHEP
@@ -23,6 +25,9 @@ type httpServer struct {
 	srv  *http.Server
 	hls  *hls.Server
 	done chan struct{}
+
+	webrtc *webrtc.Server // nil when its UDP port could not be opened
+	sig    *signaling.Handler
 }
 
 // listenHTTP starts the HTTP listener with the outputs it routes to.
@@ -33,6 +38,7 @@ func listenHTTP(cfg *config.Config, h *hub.Hub, log *slog.Logger) (*httpServer, 
 	}
 	s := &httpServer{log: log.With("proto", "http"), ln: ln, done: make(chan struct{})}
 	s.hls = hls.New(hlsParams(cfg, h, log))
+	s.webrtc, s.sig = startWebRTC(cfg, h, log)
 	s.srv = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -77,6 +83,10 @@ func hlsParams(cfg *config.Config, h *hub.Hub, log *slog.Logger) hls.Params {
 
 // ServeHTTP routes a request to the output that serves its path.
 func (s *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if signaling.Handles(r.URL.Path) {
+		s.sig.ServeHTTP(w, r)
+		return
+	}
 	if hls.Handles(r.URL.Path) {
 		s.hls.ServeHTTP(w, r)
 		return
@@ -88,6 +98,9 @@ func (s *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // shuts the listener down, waiting a bounded time for requests in flight.
 func (s *httpServer) Close() {
 	s.hls.Close()
+	if s.webrtc != nil {
+		s.webrtc.Close()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := s.srv.Shutdown(ctx); err != nil {

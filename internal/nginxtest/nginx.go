@@ -65,12 +65,20 @@ type Origin struct {
 // FreePort returns a port on 127.0.0.1 that nothing listens on now.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
 	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Start runs an origin; it is killed when the test ends.
@@ -78,8 +86,36 @@ func Start(t testing.TB) *Origin {
 	t.Helper()
 	Require(t)
 	dir := t.TempDir()
+	o, err := Launch(dir)
+	if o != nil {
+		t.Cleanup(func() {
+			o.Kill()
+			if t.Failed() {
+				if b, err := os.ReadFile(filepath.Join(dir, "error.log")); err == nil {
+					t.Logf("nginx %s error.log:\n%s", o.RTMP, tail(string(b), 30))
+				}
+			}
+		})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// Launch runs an origin whose configuration, pid file and logs live in
+// dir, without a test (for the bench); the caller kills it. On an error
+// after the process started, the returned origin is to be killed too.
+func Launch(dir string) (*Origin, error) {
 	o := &Origin{Dir: dir}
-	rtmpPort, httpPort := FreePort(t), FreePort(t)
+	rtmpPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	httpPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	o.RTMP = fmt.Sprintf("127.0.0.1:%d", rtmpPort)
 	o.HTTP = fmt.Sprintf("127.0.0.1:%d", httpPort)
 	conf := fmt.Sprintf(`daemon off;
@@ -109,36 +145,28 @@ http {
 `, dir, ModulePath, o.RTMP, o.HTTP)
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	o.conf = path
-	t.Cleanup(func() {
-		o.Kill()
-		if t.Failed() {
-			if b, err := os.ReadFile(filepath.Join(dir, "error.log")); err == nil {
-				t.Logf("nginx %s error.log:\n%s", o.RTMP, tail(string(b), 30))
-			}
-		}
-	})
-	o.run(t)
-	return o
+	return o, o.run()
 }
 
 // run starts the nginx process and waits until it accepts connections.
-func (o *Origin) run(t testing.TB) {
-	t.Helper()
+func (o *Origin) run() error {
 	o.mu.Lock()
 	o.dead = false
 	o.done = make(chan struct{})
 	o.cmd = exec.Command("nginx", "-p", o.Dir, "-c", o.conf)
 	o.cmd.Stdout, o.cmd.Stderr = os.Stderr, os.Stderr
+	// Should the test binary die, nginx dies with it.
+	o.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	err := o.cmd.Start()
 	if err != nil {
 		o.dead = true
 	}
 	o.mu.Unlock()
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	cmd, done := o.cmd, o.done
 	go func() {
@@ -150,15 +178,15 @@ func (o *Origin) run(t testing.TB) {
 		c, err := net.DialTimeout("tcp", o.RTMP, time.Second)
 		if err == nil {
 			c.Close()
-			return
+			return nil
 		}
 		select {
 		case <-done:
-			t.Fatalf("nginx exited: %v", cmd.ProcessState)
+			return fmt.Errorf("nginx exited: %v", cmd.ProcessState)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not listen on %s", o.RTMP)
+			return fmt.Errorf("nginx did not listen on %s", o.RTMP)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -167,8 +195,23 @@ func (o *Origin) run(t testing.TB) {
 // Restart starts a killed origin again on the same ports.
 func (o *Origin) Restart(t testing.TB) {
 	t.Helper()
+	if err := o.Relaunch(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Relaunch kills the origin if it runs and starts it again on the same
+// ports.
+func (o *Origin) Relaunch() error {
 	o.Kill()
-	o.run(t)
+	return o.run()
+}
+
+// Pid returns the nginx process id.
+func (o *Origin) Pid() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.cmd.Process.Pid
 }
 
 func tail(s string, n int) string {
@@ -197,10 +240,18 @@ func (o *Origin) Kill() {
 }
 
 // Freeze stops the origin with SIGSTOP; Thaw resumes it.
-func (o *Origin) Freeze() { o.cmd.Process.Signal(syscall.SIGSTOP) }
+func (o *Origin) Freeze() { o.signal(syscall.SIGSTOP) }
 
 // Thaw resumes a frozen origin.
-func (o *Origin) Thaw() { o.cmd.Process.Signal(syscall.SIGCONT) }
+func (o *Origin) Thaw() { o.signal(syscall.SIGCONT) }
+
+func (o *Origin) signal(sig syscall.Signal) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.dead && o.cmd != nil {
+		o.cmd.Process.Signal(sig)
+	}
+}
 
 // ClipPath is the pre-encoded H.264 + AAC test clip.
 func ClipPath(t testing.TB) string {
@@ -218,23 +269,40 @@ func (o *Origin) Publish(t testing.TB, stream string) {
 	t.Helper()
 	Require(t, "ffmpeg")
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
-		"-stream_loop", "-1", "-i", ClipPath(t), "-c", "copy", "-f", "flv", o.URL(stream))
+	cmd := o.PublishCmd(ctx, ClipPath(t), stream)
 	if err := cmd.Start(); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		cancel()
 		cmd.Wait()
 	})
-	deadline := time.Now().Add(10 * time.Second)
+	if err := o.WaitPublishing(stream, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// PublishCmd returns the ffmpeg command that feeds clip (an FLV file) in
+// a loop, in real time, to live/<stream> until ctx ends.
+func (o *Origin) PublishCmd(ctx context.Context, clip, stream string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
+		"-stream_loop", "-1", "-i", clip, "-c", "copy", "-f", "flv", o.URL(stream))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
+}
+
+// WaitPublishing waits until the origin's /stat lists a publisher of
+// live/<stream>.
+func (o *Origin) WaitPublishing(stream string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	for {
 		st, err := o.Stat()
 		if err == nil && st.Publishing(stream) {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("origin %s has no publisher of live/%s (stat: %v)", o.RTMP, stream, err)
+			return fmt.Errorf("origin %s has no publisher of live/%s after %v (stat: %v)", o.RTMP, stream, timeout, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -265,6 +333,30 @@ func (s *Stat) Players(stream string) int {
 		}
 	})
 	return n
+}
+
+// PlayerAddresses returns the client addresses (IP only) of the players of
+// live/<stream>.
+func (s *Stat) PlayerAddresses(stream string) []string {
+	var out []string
+	for _, srv := range s.Servers {
+		for _, app := range srv.Apps {
+			if app.Name != "live" {
+				continue
+			}
+			for _, st := range app.Streams {
+				if st.Name != stream {
+					continue
+				}
+				for _, c := range st.Clients {
+					if c.Publishing == nil {
+						out = append(out, c.Address)
+					}
+				}
+			}
+		}
+	}
+	return out
 }
 
 // Publishing reports whether live/<stream> has a publisher.
@@ -322,5 +414,5 @@ func (o *Origin) Players(t testing.TB, stream string) int {
 
 // String names the origin.
 func (o *Origin) String() string {
-	return "nginx " + o.RTMP + " pid " + strconv.Itoa(o.cmd.Process.Pid)
+	return "nginx " + o.RTMP + " pid " + strconv.Itoa(o.Pid())
 }

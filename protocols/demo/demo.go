@@ -39,6 +39,10 @@ type Clip struct {
 // Default returns the embedded clip.
 func Default() (*Clip, error) { return ParseFLV(clipFLV) }
 
+// FLV returns the embedded clip as the FLV file it is (for tools that
+// publish it with ffmpeg); the bytes are shared and must not be modified.
+func FLV() []byte { return clipFLV }
+
 // ParseFLV decodes an FLV file holding H.264 and AAC.
 func ParseFLV(b []byte) (*Clip, error) {
 	if len(b) < 13 || string(b[:3]) != "FLV" {

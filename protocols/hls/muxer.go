@@ -43,6 +43,8 @@ type streamMuxer struct {
 	done      chan struct{}
 	err       error
 
+	gz gzipCache // the last playlist, gzipped
+
 	active   atomic.Int64 // unix nanoseconds of the last request start or end
 	inflight atomic.Int64 // requests being served
 
@@ -186,7 +188,8 @@ func (m *streamMuxer) run() {
 }
 
 func (m *streamMuxer) feed() error {
-	sub, err := m.s.p.Hub.Subscribe(m.ctx, m.name, hub.Session{Protocol: "hls", Internal: true})
+	sub, err := m.s.p.Hub.Subscribe(m.ctx, m.name, hub.Session{Protocol: "hls", Internal: true,
+		Viewers: m.viewerCount})
 	if err != nil {
 		m.log.Debug("hls muxer not started", "err", err)
 		return err

@@ -359,7 +359,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u.RawQuery = s.forwardQuery(q, hp.kind == kindMediaPlaylist && m.variant() != MPEGTS)
 	r2.URL = &u
 
-	rw := &responseWriter{w: w, kind: hp.kind}
+	rw := newResponseWriter(w, r, hp.kind, &m.gz)
 	mx.Handle(rw, r2)
 	rw.finish(m.isClosed())
 }

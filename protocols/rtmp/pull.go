@@ -95,8 +95,11 @@ func DialPull(ctx context.Context, rawURL string, opts PullOptions) (*PullConn, 
 		if strings.HasPrefix(err.Error(), "bad result") {
 			// The origin answered connect or play with an error status.
 			err = fmt.Errorf("%w: %w", ErrOriginStatus, err)
-		} else if ctx.Err() != nil && !errors.Is(err, context.Canceled) {
-			err = fmt.Errorf("%w (after %v)", err, time.Since(start).Round(time.Millisecond))
+		} else if errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			// The connection was closed when ctx ended: say so rather
+			// than "use of closed network connection".
+			err = fmt.Errorf("no answer within the connect timeout (%v): %w (%v)",
+				time.Since(start).Round(time.Millisecond), context.DeadlineExceeded, err)
 		}
 		return nil, fmt.Errorf("%w: %w", ErrConnectFailed, err)
 	}

@@ -24,7 +24,17 @@
 //	rtsp:   { listen: ":8554" }
 //	http:   { listen: ":8080" }             # players, HLS, FLV, WHEP, pages
 //	admin:  { listen: "127.0.0.1:9997" }    # API and /metrics
-//	webrtc: { udp_port: 8189 }
+//	webrtc:                                 # WHEP on the http listener, media on one UDP port
+//	  udp_port: 8189
+//	  udp_host: ""                          # IP to bind; "" = every local address
+//	  public_ips: []                        # 1:1 NAT: advertised instead of local IPs
+//	  ice_servers: []                       # stun:/turn: URLs advertised to clients
+//	  interfaces: []                        # host candidates only on these interfaces
+//	  host_ips: []                          # ... and only in these CIDR prefixes
+//	  remote_candidates: {allow: [], deny: []} # CIDR filter on clients' candidates
+//	  peer_timeout: 10s                     # ICE not connected / lost this long: peer removed
+//	  start_delay: 20ms                     # pause after DTLS before the first packet
+//	  allow_origin: "*"                     # CORS of the signalling endpoints
 //	hub:
 //	  gop_cache: { max_bytes: 16MiB, max_duration: 10s, max_frames: 2048 }
 //	  slow_viewer_timeout: 10s
@@ -60,6 +70,10 @@
 //	    offline_slate: ""                   # "" | "demo" | a clip path
 //	    sign: false                         # sign pull URLs with the app's secret
 //	    sign_ttl: 1h
+//	    probe_interval: 5s                  # background health probes; 0 = off
+//	    bind_address: ""                    # local source IP of pulls and probes
+//	    bind_device: ""                     # SO_BINDTODEVICE (Linux)
+//	    mark: 0                             # SO_MARK (Linux, CAP_NET_ADMIN); 0 = none
 //
 // Streams that match no entry may still be published (as if by an entry
 // with mode publish).
@@ -109,6 +123,9 @@ const (
 	DefaultIdleClose    = Duration(10e9) // 10s
 	DefaultFailback     = true
 	DefaultSignTTL      = Duration(3600e9) // 1h
+	// DefaultProbeInterval is how often every origin of an entry with
+	// concrete origin URLs is probed in the background.
+	DefaultProbeInterval = Duration(5e9) // 5s
 )
 
 // Config is the whole configuration file.
@@ -140,12 +157,6 @@ type Listener struct {
 
 // Enabled reports whether the listener has an address.
 func (l Listener) Enabled() bool { return l.Listen != "" }
-
-// WebRTCConfig configures WebRTC media.
-type WebRTCConfig struct {
-	// UDPPort is the single UDP port for all WebRTC media (1..65535).
-	UDPPort int `yaml:"udp_port" json:"udp_port"`
-}
 
 // HubConfig configures the stream hub.
 type HubConfig struct {
@@ -230,6 +241,21 @@ type Stream struct {
 	Sign bool `yaml:"sign" json:"sign"`
 	// SignTTL is the lifetime of a pull signature (default 1h).
 	SignTTL Duration `yaml:"sign_ttl" json:"sign_ttl"`
+	// ProbeInterval is how often each origin URL of an on_demand or static
+	// entry is probed in the background (default 5s; 0 turns the probes
+	// off). Origins with $stream or $app are not probed: their URLs are
+	// only known per stream.
+	ProbeInterval Duration `yaml:"probe_interval" json:"probe_interval"`
+	// BindAddress is the local IP address the pulls and probes of this
+	// entry's origins leave from ("": the kernel chooses).
+	BindAddress string `yaml:"bind_address" json:"bind_address"`
+	// BindDevice binds those connections to a network interface
+	// (SO_BINDTODEVICE, Linux only).
+	BindDevice string `yaml:"bind_device" json:"bind_device"`
+	// Mark sets SO_MARK on those connections (Linux only, needs
+	// CAP_NET_ADMIN), for policy routing with "ip rule fwmark"; 0 sets
+	// none.
+	Mark int64 `yaml:"mark" json:"mark"`
 }
 
 // Default returns the built-in configuration: every listener on its default
@@ -242,7 +268,7 @@ func Default() *Config {
 		RTSP:   Listener{Listen: ":8554"},
 		HTTP:   Listener{Listen: ":8080"},
 		Admin:  Listener{Listen: "127.0.0.1:9997"},
-		WebRTC: WebRTCConfig{UDPPort: 8189},
+		WebRTC: defaultWebRTC(),
 		Hub: HubConfig{
 			GOPCache: GOPCacheConfig{
 				MaxBytes:    16 * MiB,
@@ -275,14 +301,15 @@ func (c *Config) defaultStreams() []Stream {
 // Parse fills them in for a file's entries.
 func (c *Config) NewStream(match, mode string, origins ...string) Stream {
 	return Stream{
-		Match:        match,
-		Mode:         mode,
-		Origins:      origins,
-		StallTimeout: DefaultStallTimeout,
-		IdleClose:    DefaultIdleClose,
-		StartTimeout: c.Hub.StartTimeout,
-		Failback:     DefaultFailback,
-		SignTTL:      DefaultSignTTL,
+		Match:         match,
+		Mode:          mode,
+		Origins:       origins,
+		StallTimeout:  DefaultStallTimeout,
+		IdleClose:     DefaultIdleClose,
+		StartTimeout:  c.Hub.StartTimeout,
+		Failback:      DefaultFailback,
+		SignTTL:       DefaultSignTTL,
+		ProbeInterval: DefaultProbeInterval,
 	}
 }
 
@@ -304,6 +331,7 @@ func (c *Config) Clone() *Config {
 		}
 	}
 	n.HLS = c.HLS.clone()
+	n.WebRTC = c.WebRTC.clone()
 	if c.Streams != nil {
 		n.Streams = make([]Stream, len(c.Streams))
 		for i, s := range c.Streams {

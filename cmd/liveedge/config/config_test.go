@@ -57,6 +57,7 @@ func TestDefault(t *testing.T) {
 			Match: "live/demo", Mode: "static", Origins: []string{"demo"},
 			StallTimeout: Duration(2 * time.Second), IdleClose: Duration(10 * time.Second),
 			StartTimeout: Duration(5 * time.Second), Failback: true, SignTTL: DefaultSignTTL,
+			ProbeInterval: DefaultProbeInterval,
 		}}},
 	}
 	for _, ck := range checks {
@@ -168,6 +169,10 @@ streams:
     start_timeout: 3s
     failback: false
     offline_slate: demo
+    probe_interval: 1s
+    bind_address: 10.0.0.2
+    bind_device: eth1
+    mark: 7
   - match: "*"
     mode: publish
     stall_timeout: ~
@@ -179,17 +184,20 @@ streams:
 			Origins:      []string{"rtmp://origin-a.example/live/$stream", "rtmp://origin-b.example/live/$stream"},
 			StallTimeout: Duration(2 * time.Second), IdleClose: Duration(10 * time.Second),
 			StartTimeout: Duration(7 * time.Second), Failback: true, SignTTL: DefaultSignTTL,
+			ProbeInterval: DefaultProbeInterval,
 		},
 		{
 			Match: "cam/one", Mode: "static", Origins: []string{"rtsp://cam.local/one"},
 			StallTimeout: Duration(500 * time.Millisecond), IdleClose: Duration(time.Minute),
 			StartTimeout: Duration(3 * time.Second), Failback: false, OfflineSlate: "demo",
-			SignTTL: DefaultSignTTL,
+			SignTTL: DefaultSignTTL, ProbeInterval: Duration(time.Second),
+			BindAddress: "10.0.0.2", BindDevice: "eth1", Mark: 7,
 		},
 		{
 			Match: "*", Mode: "publish",
 			StallTimeout: Duration(2 * time.Second), IdleClose: Duration(10 * time.Second),
 			StartTimeout: Duration(7 * time.Second), Failback: true, SignTTL: DefaultSignTTL,
+			ProbeInterval: DefaultProbeInterval,
 		},
 	}
 	if !reflect.DeepEqual(c.Streams, want) {
@@ -425,6 +433,13 @@ func TestValidate(t *testing.T) {
 			c.Auth.Secrets = map[string]string{"live": "s"}
 		}, []string{`streams[1].origins[1]: sign: true requires a secret for app "other"`}},
 		{"sign ttl", func(c *Config) { onDemand(c, "live/*", "rtmp://o/live/$stream").SignTTL = 0 }, []string{"streams[1].sign_ttl: must be > 0"}},
+		{"probe interval", func(c *Config) { c.Streams[0].ProbeInterval = -1 }, []string{"streams[0].probe_interval: must be >= 0"}},
+		{"bind address", func(c *Config) { c.Streams[0].BindAddress = "eth0" }, []string{`streams[0].bind_address: "eth0" is not an IP address`}},
+		{"bind address with port", func(c *Config) { c.Streams[0].BindAddress = "127.0.0.2:1935" }, []string{`streams[0].bind_address: "127.0.0.2:1935" is not an IP address`}},
+		{"bind device", func(c *Config) { c.Streams[0].BindDevice = "a/b" }, []string{`streams[0].bind_device: "a/b" is not a network interface name`}},
+		{"bind device long", func(c *Config) { c.Streams[0].BindDevice = "sixteen-chars-xx" }, []string{`streams[0].bind_device:`}},
+		{"mark negative", func(c *Config) { c.Streams[0].Mark = -1 }, []string{"streams[0].mark: -1 is not an integer in 0..4294967295"}},
+		{"mark too large", func(c *Config) { c.Streams[0].Mark = 1 << 32 }, []string{"streams[0].mark: 4294967296 is not"}},
 		{"many at once", func(c *Config) {
 			c.RTMP.Listen = "abc"
 			c.Auth.Algorithm = "md5"
@@ -497,6 +512,13 @@ func TestValidateAccepts(t *testing.T) {
 			st.Sign = true
 			c.Streams = append(c.Streams, st)
 			c.Auth.Secrets = map[string]string{"live": "s", "*": "d"}
+		}},
+		{"egress", func(c *Config) {
+			c.Streams[0].BindAddress, c.Streams[0].BindDevice, c.Streams[0].Mark = "127.0.0.2", "lo", 1<<32-1
+			c.Streams[0].ProbeInterval = 0
+			st := c.NewStream("live/*", ModeOnDemand, "rtmp://o/live/$stream")
+			st.BindAddress, st.BindDevice = "fe80::1%eth0", "eth0.100"
+			c.Streams = append(c.Streams, st)
 		}},
 		{"no streams", func(c *Config) { c.Streams = nil }},
 	}

@@ -51,8 +51,9 @@ func Load(path string) (*Config, error) {
 //     default;
 //   - a streams key replaces the default stream list entirely (an empty or
 //     null streams key leaves no entries), and each entry's omitted
-//     stall_timeout, idle_close, start_timeout and failback get the
-//     per-entry defaults (2s, 10s, hub.start_timeout, true); without a
+//     stall_timeout, idle_close, start_timeout, failback, sign_ttl and
+//     probe_interval get the per-entry defaults (2s, 10s,
+//     hub.start_timeout, true, 1h, 5s); without a
 //     streams key the default live/demo entry is kept, with the file's
 //     hub.start_timeout;
 //   - maps (auth.secrets, auth.apps) replace the default maps;
@@ -121,6 +122,9 @@ func Parse(data []byte) (*Config, error) {
 		}
 		if keys["sign_ttl"] == nil {
 			s.SignTTL = DefaultSignTTL
+		}
+		if keys["probe_interval"] == nil {
+			s.ProbeInterval = DefaultProbeInterval
 		}
 	}
 	return c, nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -30,6 +31,10 @@ func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
 //   - listen addresses are "host:port" with a numeric port ("" disables
 //     the listener) and no two TCP listeners share a port;
 //     webrtc.udp_port is in 1..65535;
+//   - webrtc.udp_host and public_ips are IP addresses, ice_servers
+//     stun:/stuns:/turn:/turns: URLs, host_ips and remote_candidates
+//     CIDR prefixes (or addresses), peer_timeout > 0 and start_delay in
+//     0..1s;
 //   - durations are > 0, except auth.clock_skew which may be 0; the GOP
 //     cache limits are > 0;
 //   - auth.expires_param and auth.token_param are distinct query
@@ -44,7 +49,10 @@ func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
 //     and not hidden by an earlier entry; static entries name one stream;
 //   - on_demand and static entries have origins, publish entries have
 //     none; each origin is "demo" or an rtmp, rtmps, rtsp or rtsps URL with
-//     a host, using no placeholders but $stream and $app.
+//     a host, using no placeholders but $stream and $app;
+//   - streams[].probe_interval is >= 0, bind_address is an IP address,
+//     bind_device an interface name (not a check that it exists) and mark
+//     an integer in 0..4294967295.
 //
 // It does not touch the network or the file system (an offline_slate clip
 // path is not checked).
@@ -55,6 +63,7 @@ func (c *Config) Validate() error {
 	c.validateHub(v)
 	c.validateAuth(v)
 	c.validateHLS(v)
+	c.validateWebRTC(v)
 	c.validateStreams(v)
 	return errors.Join(v.errs...)
 }
@@ -389,12 +398,32 @@ func (c *Config) validateStreams(v *validator) {
 		v.positive(path+".idle_close", s.IdleClose)
 		v.positive(path+".start_timeout", s.StartTimeout)
 		v.positive(path+".sign_ttl", s.SignTTL)
+		if s.ProbeInterval < 0 {
+			v.add(path+".probe_interval", "must be >= 0 (got %s; 0 turns the probes off)", s.ProbeInterval)
+		}
+		validateEgress(v, path, s)
 		if s.Sign {
 			c.validateSign(v, path, s)
 		}
 		if s.OfflineSlate != "" && strings.TrimSpace(s.OfflineSlate) == "" {
 			v.add(path+".offline_slate", "is blank (want \"\", %q or a clip path)", DemoOrigin)
 		}
+	}
+}
+
+// validateEgress checks bind_address, bind_device and mark.
+func validateEgress(v *validator, path string, s *Stream) {
+	if s.BindAddress != "" {
+		if _, err := netip.ParseAddr(s.BindAddress); err != nil {
+			v.add(path+".bind_address", "%q is not an IP address", s.BindAddress)
+		}
+	}
+	// IFNAMSIZ is 16 bytes with the terminating NUL.
+	if d := s.BindDevice; d != "" && (len(d) > 15 || strings.ContainsAny(d, "/ \t\n\x00") || d == "." || d == "..") {
+		v.add(path+".bind_device", "%q is not a network interface name", d)
+	}
+	if s.Mark < 0 || s.Mark > 1<<32-1 {
+		v.add(path+".mark", "%d is not an integer in 0..4294967295", s.Mark)
 	}
 }
 

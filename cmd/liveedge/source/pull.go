@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -22,6 +23,8 @@ type pull struct {
 	entry  *config.Stream
 	static bool
 	urls   []string
+	egress egress
+	dialer *net.Dialer // m.p.Dialer with the entry's egress settings
 	log    *slog.Logger
 
 	mu    sync.Mutex
@@ -86,7 +89,11 @@ func (pl *pull) session() error {
 	}
 
 	n := len(pl.urls)
-	idx, failed, first := 0, 0, true
+	idx, failed, first := pl.firstHealthy(), 0, true
+	if idx > 0 {
+		pl.log.Info("starting on a backup: the probes found the origins before it down",
+			"origin", rtmp.RedactURL(pl.urls[idx]), "skipped", idx)
+	}
 	backoff := m.p.BackoffMin
 	var handed *rtmp.PullConn // a connection to the primary a probe found healthy
 	for {
@@ -116,7 +123,7 @@ func (pl *pull) session() error {
 			idx, handed, failed, backoff = 0, res.failback, 0, m.p.BackoffMin
 			continue
 		}
-		next := (idx + 1) % n
+		next, skipped := pl.nextHealthy(idx)
 		from := rtmp.RedactURL(pl.urls[idx])
 		pl.log.Warn("origin down", "origin", from, "reason", reason(res.err), "err", res.err, "had_media", res.media)
 		if res.media {
@@ -124,6 +131,7 @@ func (pl *pull) session() error {
 		} else {
 			failed++
 		}
+		failed += skipped
 		if next != idx {
 			pl.count(func(s *Stats) { s.Failovers++ })
 			pl.log.Warn("failover", "from", from, "to", rtmp.RedactURL(pl.urls[next]), "reason", reason(res.err))
@@ -139,6 +147,36 @@ func (pl *pull) session() error {
 			}
 		}
 	}
+}
+
+// firstHealthy returns the first origin, in list order, that the
+// background probes did not find down (0 when they found all down or
+// probe none).
+func (pl *pull) firstHealthy() int {
+	for i, u := range pl.urls {
+		if !pl.m.down(u, pl.egress) {
+			return i
+		}
+	}
+	return 0
+}
+
+// nextHealthy returns the origin to fail over to from idx: the next one
+// in list order, cyclically, that the probes did not find down, and how
+// many it skipped; when the probes found every other origin down, the
+// next one in order (it is tried anyway: a probe can be stale).
+func (pl *pull) nextHealthy(idx int) (next, skipped int) {
+	n := len(pl.urls)
+	for k := 1; k < n; k++ {
+		i := (idx + k) % n
+		if !pl.m.down(pl.urls[i], pl.egress) {
+			if k > 1 {
+				pl.log.Info("skipping origins the probes found down", "skipped", k-1, "to", rtmp.RedactURL(pl.urls[i]))
+			}
+			return i, k - 1
+		}
+	}
+	return (idx + 1) % n, 0
 }
 
 // attemptResult is how one origin attempt ended.
@@ -230,14 +268,15 @@ func (pl *pull) dial(ctx context.Context, origin string) (*rtmp.PullConn, error)
 			return nil, fmt.Errorf("%w: %w", rtmp.ErrConnectFailed, err)
 		}
 	}
-	return rtmp.DialPull(ctx, u, pl.options(nil))
+	conn, err := rtmp.DialPull(ctx, u, pl.options(nil))
+	return conn, pl.egress.bindError(origin, err)
 }
 
 func (pl *pull) options(onMedia func()) rtmp.PullOptions {
 	return rtmp.PullOptions{
 		StallTimeout:   pl.entry.StallTimeout.Std(),
 		ConnectTimeout: pl.m.p.ConnectTimeout,
-		Dialer:         pl.m.p.Dialer,
+		Dialer:         pl.dialer,
 		OnMedia:        onMedia,
 	}
 }

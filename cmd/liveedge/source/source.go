@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -74,6 +75,11 @@ type Manager struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// probers are the background health probes, keyed by origin URL and
+	// egress; filled by Start, read-only afterwards.
+	probers   map[healthKey]*prober
+	probeOnce sync.Once
+
 	mu     sync.Mutex
 	hub    *hub.Hub
 	pulls  map[string]*pull
@@ -106,11 +112,15 @@ func New(p Params) (*Manager, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Manager{p: p, log: p.Logger, alg: alg, ctx: ctx, cancel: cancel, pulls: map[string]*pull{}}, nil
+	return &Manager{p: p, log: p.Logger, alg: alg, ctx: ctx, cancel: cancel, pulls: map[string]*pull{},
+		probers: map[healthKey]*prober{}}, nil
 }
 
-// Start attaches the manager to the hub and starts the static pulls.
+// Start attaches the manager to the hub, starts the background health
+// probes of the origins and the static pulls.
 func (m *Manager) Start(h *hub.Hub) error {
+	// The probers are all made before any pull can read them.
+	m.probeOnce.Do(m.startProbes)
 	m.mu.Lock()
 	m.hub = h
 	m.mu.Unlock()
@@ -145,7 +155,8 @@ func (m *Manager) start(name string, e *config.Stream) {
 		return
 	}
 	pl := &pull{m: m, name: name, entry: e, static: e.Mode == config.ModeStatic,
-		urls: e.OriginURLs(name), log: m.log.With("stream", name)}
+		urls: e.OriginURLs(name), egress: egressOf(e), log: m.log.With("stream", name)}
+	pl.dialer = pl.egress.dialer(m.p.Dialer)
 	pl.stats.Since = time.Now()
 	m.pulls[name] = pl
 	m.wg.Add(1)
@@ -241,6 +252,8 @@ func jitter(d time.Duration) time.Duration {
 // reason names why an origin attempt failed, for logs.
 func reason(err error) string {
 	switch {
+	case errors.Is(err, ErrBind):
+		return "bind"
 	case errors.Is(err, rtmp.ErrStalled):
 		return "stall"
 	case errors.Is(err, rtmp.ErrOriginStatus):
@@ -249,7 +262,7 @@ func reason(err error) string {
 		return "closed"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "refused"
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT):
 		return "timeout"
 	case errors.Is(err, rtmp.ErrConnectFailed):
 		return "connect"

@@ -1,0 +1,164 @@
+package source
+
+import (
+	"log/slog"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/liveedge/liveedge/cmd/liveedge/config"
+	"github.com/liveedge/liveedge/protocols/rtmp"
+)
+
+// OriginHealth is what the background probes know of one origin.
+type OriginHealth struct {
+	Origin   string        // URL without query or credentials
+	Known    bool          // at least one probe finished
+	Up       bool          // the last probe played the stream
+	RTT      time.Duration // connect + play commands of the last successful probe
+	Since    time.Time     // when the state last changed
+	LastErr  string        // why the last failed probe failed
+	Interval time.Duration
+}
+
+// healthKey identifies a probed origin: the same URL left by another
+// link is another path to watch.
+type healthKey struct {
+	url    string
+	egress egress
+}
+
+// prober probes one origin in the background, for as long as the
+// manager runs, and keeps its state.
+type prober struct {
+	key      healthKey
+	entry    *config.Stream // signs the probe URL when the entry signs its pulls
+	dialer   *net.Dialer
+	interval time.Duration
+	timeout  time.Duration
+	log      *slog.Logger
+
+	mu    sync.Mutex
+	state OriginHealth
+}
+
+// probeable reports whether origin o of entry e is probed in the
+// background: an rtmp(s) URL without placeholders. An origin with $stream
+// or $app has one URL per stream, known only once the stream is wanted;
+// those are left to the pulls themselves (failover, and the failback probe
+// of the primary), so that idle patterns cost the origins nothing.
+func probeable(e *config.Stream, o string) bool {
+	if e.ProbeInterval <= 0 || (e.Mode != config.ModeStatic && e.Mode != config.ModeOnDemand) {
+		return false
+	}
+	return (strings.HasPrefix(o, "rtmp://") || strings.HasPrefix(o, "rtmps://")) && !strings.Contains(o, "$")
+}
+
+// startProbes starts a prober for every probeable origin of the
+// configuration; an origin listed by several entries (with the same
+// egress) is probed once, at the shortest interval.
+func (m *Manager) startProbes() {
+	for i := range m.p.Config.Streams {
+		e := &m.p.Config.Streams[i]
+		for _, o := range e.Origins {
+			if !probeable(e, o) {
+				continue
+			}
+			k := healthKey{url: o, egress: egressOf(e)}
+			if pr := m.probers[k]; pr != nil {
+				pr.interval = min(pr.interval, e.ProbeInterval.Std())
+				continue
+			}
+			timeout := m.p.ConnectTimeout
+			if timeout <= 0 {
+				timeout = rtmp.DefaultConnectTimeout
+			}
+			pr := &prober{key: k, entry: e, dialer: k.egress.dialer(m.p.Dialer),
+				interval: e.ProbeInterval.Std(), timeout: timeout,
+				log: m.log.With("origin", rtmp.RedactURL(o))}
+			pr.state = OriginHealth{Origin: rtmp.RedactURL(o), Since: time.Now()}
+			m.probers[k] = pr
+		}
+	}
+	for _, pr := range m.probers {
+		pr.state.Interval = pr.interval
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			pr.run(m)
+		}()
+	}
+}
+
+func (pr *prober) run(m *Manager) {
+	for {
+		pr.probe(m)
+		if !sleep(m.ctx, jitter(pr.interval)) {
+			return
+		}
+	}
+}
+
+func (pr *prober) probe(m *Manager) {
+	u := pr.key.url
+	var err error
+	if pr.entry.Sign {
+		u, err = m.sign(u, pr.entry.SignTTL.Std())
+	}
+	var rtt time.Duration
+	if err == nil {
+		rtt, err = rtmp.Probe(m.ctx, u, pr.timeout, pr.dialer)
+		err = pr.key.egress.bindError(pr.key.url, err)
+	}
+	if m.ctx.Err() != nil {
+		return
+	}
+	pr.mu.Lock()
+	s := &pr.state
+	changed := !s.Known || s.Up != (err == nil)
+	s.Known, s.Up = true, err == nil
+	if err == nil {
+		s.RTT, s.LastErr = rtt, ""
+	} else {
+		s.LastErr = err.Error()
+	}
+	if changed {
+		s.Since = time.Now()
+	}
+	pr.mu.Unlock()
+	switch {
+	case !changed:
+	case err == nil:
+		pr.log.Info("origin health", "state", "up", "rtt", rtt.Round(time.Millisecond))
+	default:
+		pr.log.Warn("origin health", "state", "down", "reason", reason(err), "err", err)
+	}
+}
+
+// down reports whether the background probes found the origin rawURL,
+// left with g, down at their last check. Origins that are not probed, or
+// not yet, are not down.
+func (m *Manager) down(rawURL string, g egress) bool {
+	pr := m.probers[healthKey{url: rawURL, egress: g}]
+	if pr == nil {
+		return false
+	}
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return pr.state.Known && !pr.state.Up
+}
+
+// Health returns the state of every origin probed in the background,
+// sorted by origin.
+func (m *Manager) Health() []OriginHealth {
+	out := make([]OriginHealth, 0, len(m.probers))
+	for _, pr := range m.probers {
+		pr.mu.Lock()
+		out = append(out, pr.state)
+		pr.mu.Unlock()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Origin < out[j].Origin })
+	return out
+}

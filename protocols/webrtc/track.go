@@ -1,0 +1,111 @@
+package webrtc
+
+import (
+	"strings"
+	"sync"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// outTrack is one peer's outgoing track. It is a webrtc.TrackLocal that
+// only records its binding (SSRC, payload type, the SRTP write stream):
+// the peer's writer sends the stream's shared payloads through it with
+// the peer's own headers.
+type outTrack struct {
+	kind     webrtc.RTPCodecType
+	mime     string
+	id       string
+	streamID string
+	// profile is the stream's H.264 profile-level-id ("64001f"), to prefer
+	// a negotiated codec of the same profile.
+	profile string
+
+	mu    sync.Mutex
+	ssrc  uint32
+	pt    uint8
+	ws    webrtc.TrackLocalWriter
+	bound chan struct{}
+	once  sync.Once
+}
+
+func newOutTrack(kind webrtc.RTPCodecType, mime, id, streamID, profile string) *outTrack {
+	return &outTrack{kind: kind, mime: mime, id: id, streamID: streamID, profile: profile,
+		bound: make(chan struct{})}
+}
+
+// Bind implements webrtc.TrackLocal: it picks the negotiated codec (for
+// H.264, packetization-mode=1, preferring the stream's profile).
+func (t *outTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	var pick *webrtc.RTPCodecParameters
+	codecs := ctx.CodecParameters()
+	for i := range codecs {
+		c := &codecs[i]
+		if !strings.EqualFold(c.MimeType, t.mime) {
+			continue
+		}
+		if t.mime == webrtc.MimeTypeH264 {
+			if !strings.Contains(c.SDPFmtpLine, "packetization-mode=1") {
+				continue
+			}
+			if t.profile != "" && strings.Contains(strings.ToLower(c.SDPFmtpLine), "profile-level-id="+t.profile[:4]) {
+				pick = c
+				break
+			}
+		}
+		if pick == nil {
+			pick = c
+		}
+	}
+	if pick == nil {
+		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+	}
+	t.mu.Lock()
+	t.ssrc, t.pt, t.ws = uint32(ctx.SSRC()), uint8(pick.PayloadType), ctx.WriteStream()
+	t.mu.Unlock()
+	t.once.Do(func() { close(t.bound) })
+	return *pick, nil
+}
+
+// Unbind implements webrtc.TrackLocal.
+func (t *outTrack) Unbind(webrtc.TrackLocalContext) error {
+	t.mu.Lock()
+	t.ws = nil
+	t.mu.Unlock()
+	return nil
+}
+
+func (t *outTrack) ID() string                { return t.id }
+func (t *outTrack) RID() string               { return "" }
+func (t *outTrack) StreamID() string          { return t.streamID }
+func (t *outTrack) Kind() webrtc.RTPCodecType { return t.kind }
+
+// sender is what the writer needs of a bound track.
+type sender struct {
+	ssrc uint32
+	pt   uint8
+	ws   webrtc.TrackLocalWriter
+	seq  uint16
+}
+
+func (t *outTrack) sender(seq uint16) (sender, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return sender{ssrc: t.ssrc, pt: t.pt, ws: t.ws, seq: seq}, t.ws != nil
+}
+
+// write sends one frame's payloads with this peer's header; the last
+// packet of a frame carries the marker bit. It returns the bytes sent.
+func (s *sender) write(payloads [][]byte, ts uint32, marker bool) (int, error) {
+	n := 0
+	for i, p := range payloads {
+		h := rtp.Header{Version: 2, PayloadType: s.pt, SequenceNumber: s.seq, Timestamp: ts,
+			SSRC: s.ssrc, Marker: marker && i == len(payloads)-1}
+		s.seq++
+		if _, err := s.ws.WriteRTP(&h, p); err != nil {
+			return n, err
+		}
+		n += len(p)
+	}
+	return n, nil
+}
