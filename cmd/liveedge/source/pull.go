@@ -96,6 +96,23 @@ func (pl *pull) session() error {
 	}
 	backoff := m.p.BackoffMin
 	var handed *rtmp.PullConn // a connection to the primary a probe found healthy
+	var sl *slate             // the offline slate, while every origin is down
+	hadMedia := false
+	// leaveSlate ends the slate once an origin is connected: the origin's
+	// media follows on a rebased timeline from its first keyframe.
+	leaveSlate := func() {
+		if sl != nil {
+			sl.stop()
+			sl = nil
+			p.Discontinuity()
+			pl.log.Info("origin back: offline slate ended")
+		}
+	}
+	defer func() {
+		if sl != nil {
+			sl.stop()
+		}
+	}()
 	for {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
@@ -105,12 +122,13 @@ func (pl *pull) session() error {
 			return hub.ErrReplaced
 		default:
 		}
-		if !first {
+		if !first && sl == nil {
 			p.Discontinuity()
 		}
 		first = false
-		res := pl.attempt(ctx, p, idx, handed)
+		res := pl.attempt(ctx, p, idx, handed, leaveSlate)
 		handed = nil
+		hadMedia = hadMedia || res.media
 		if res.stopped {
 			if res.failback != nil {
 				res.failback.Close()
@@ -142,6 +160,9 @@ func (pl *pull) session() error {
 			backoff = min(2*backoff, m.p.BackoffMax)
 			failed = 0
 			pl.log.Warn("all origins failed", "retry_in", d.Round(time.Millisecond))
+			if sl == nil && hadMedia {
+				sl = pl.startSlate(ctx, p)
+			}
 			if !sleep(ctx, d) {
 				continue
 			}
@@ -189,8 +210,9 @@ type attemptResult struct {
 
 // attempt feeds p from origin idx (or from a connection to it that a
 // probe already opened) until that fails or the session stops. On a
-// backup with failback on, it probes the primary meanwhile.
-func (pl *pull) attempt(ctx context.Context, p *hub.Producer, idx int, conn *rtmp.PullConn) attemptResult {
+// backup with failback on, it probes the primary meanwhile. connected runs
+// once the origin is ready, before its media reaches p.
+func (pl *pull) attempt(ctx context.Context, p *hub.Producer, idx int, conn *rtmp.PullConn, connected func()) attemptResult {
 	m := pl.m
 	origin := pl.urls[idx]
 	actx, acancel := context.WithCancel(ctx)
@@ -223,6 +245,7 @@ func (pl *pull) attempt(ctx context.Context, p *hub.Producer, idx int, conn *rtm
 	if origin == config.DemoOrigin {
 		var clip *demo.Clip
 		if clip, err = m.demoClip(); err == nil {
+			connected()
 			err = demo.Feed(actx, p, clip, onMedia)
 		}
 	} else {
@@ -230,6 +253,7 @@ func (pl *pull) attempt(ctx context.Context, p *hub.Producer, idx int, conn *rtm
 			conn, err = pl.dial(actx, origin)
 		}
 		if err == nil {
+			connected()
 			err = pl.feed(actx, conn, p, onMedia)
 		}
 	}
