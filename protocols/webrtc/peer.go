@@ -94,7 +94,7 @@ func (s *Server) newPeer(ctx context.Context, o Offer, info offerInfo) (_ *peer,
 	}()
 	id := newID()
 	p := &peer{srv: s, id: id, stream: o.Stream, remote: o.Remote, created: time.Now(),
-		log: s.log.With("stream", o.Stream, "remote", o.Remote, "session", id[:8]),
+		log:  s.log.With("stream", o.Stream, "remote", o.Remote, "session", id[:8]),
 		pres: pres, feed: f, keyReq: make(chan struct{}, 1)}
 	p.ctx, p.cancel = context.WithCancel(s.ctx)
 	p.pc, err = s.api.NewPeerConnection(webrtc.Configuration{})

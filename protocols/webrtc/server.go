@@ -558,5 +558,3 @@ func (s *Server) removeAsync(p *peer, reason string, dead bool) {
 		s.remove(p, reason, dead)
 	}()
 }
-
-
