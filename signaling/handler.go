@@ -45,6 +45,7 @@ type Params struct {
 type Handler struct {
 	p   Params
 	log *slog.Logger
+	ws  wsConns
 }
 
 // New returns a Handler.
@@ -69,10 +70,11 @@ type route struct {
 	stream string // "app/stream"
 	id     string // WHEP session id, for /whep/<id>
 	zlm    bool
+	ws     bool // WebSocket signalling, /<app>/<stream>/ws
 }
 
-// parsePath accepts /<app>/<stream>/whep, /<app>/<stream>/whep/<id> and
-// the ZLMediaKit API path.
+// parsePath accepts /<app>/<stream>/whep, /<app>/<stream>/whep/<id>,
+// /<app>/<stream>/ws and the ZLMediaKit API path.
 func parsePath(p string) (route, bool) {
 	if p == zlmPath {
 		return route{zlm: true}, true
@@ -82,6 +84,10 @@ func parsePath(p string) (route, bool) {
 		return route{}, false
 	}
 	parts := strings.Split(rest, "/")
+	if len(parts) == 3 && parts[2] == "ws" {
+		r := route{stream: parts[0] + "/" + parts[1], ws: true}
+		return r, hub.ValidName(r.stream)
+	}
 	if (len(parts) != 3 && len(parts) != 4) || parts[2] != "whep" {
 		return route{}, false
 	}
@@ -122,6 +128,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt, ok := parsePath(r.URL.Path)
 	if !ok {
 		http.NotFound(w, r)
+		return
+	}
+	if rt.ws {
+		h.serveWS(w, r, rt)
 		return
 	}
 	h.cors(w, r)

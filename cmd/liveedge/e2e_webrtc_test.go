@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/liveedge/liveedge/hub/auth"
 	"github.com/liveedge/liveedge/internal/whepclient"
 )
@@ -175,4 +177,60 @@ func TestWHEPErrorsFromBinary(t *testing.T) {
 	if n := countLines(s.logLines(), "webrtc peer created"); n != 0 {
 		t.Fatalf("%d peers created by bad requests", n)
 	}
+}
+
+// TestWSSignallingAndPagesFromBinary: the WebSocket signalling and the
+// player pages are routed by the binary's HTTP listener.
+func TestWSSignallingAndPagesFromBinary(t *testing.T) {
+	s := startServer(t, webrtcConfig(t))
+	base := "http://" + s.httpAddr(t)
+	s.waitLog(t, `msg="origin up" stream=live/demo`, 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	for path, want := range map[string]string{"/": `href="/live/demo/"`, "/live/demo/": "<video", "/sec/demo/": "<video"} {
+		r, err := whepclient.Do(ctx, http.MethodGet, base+path, "", nil)
+		if err != nil || r.Status != http.StatusOK || !strings.Contains(r.Body, want) {
+			t.Fatalf("GET %s: %v %d", path, err, r.Status)
+		}
+	}
+	if r, _ := whepclient.Do(ctx, http.MethodGet, base+"/live/demo/nothing", "", nil); r.Status != http.StatusNotFound {
+		t.Fatalf("GET unknown path: %d", r.Status)
+	}
+
+	c, err := whepclient.New(whepclient.Options{Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Start()
+	offer, err := c.Offer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, res, err := websocket.DefaultDialer.DialContext(ctx, "ws://"+s.httpAddr(t)+"/live/demo/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	defer conn.Close()
+	if err := conn.WriteJSON(map[string]string{"type": "offer", "sdp": offer}); err != nil {
+		t.Fatal(err)
+	}
+	var ans struct{ Type, SDP, ID, Message string }
+	if err := conn.ReadJSON(&ans); err != nil || ans.Type != "answer" || ans.ID == "" {
+		t.Fatalf("answer: %v %+v", err, ans)
+	}
+	if err := c.Answer(ans.SDP); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitFrames(ctx, 25); err != nil {
+		t.Fatal(err)
+	}
+	if f := c.Stats().First; f == nil || !f.IsIDR() {
+		t.Fatalf("first frame %+v", f)
+	}
+	t.Logf("WebSocket signalling: TTFF %v", c.Stats().TTFF)
+	conn.Close()
+	s.waitLog(t, `webrtc peer removed.*stream=live/demo`, 5*time.Second)
 }

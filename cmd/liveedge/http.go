@@ -11,9 +11,11 @@ import (
 
 	"github.com/liveedge/liveedge/cmd/liveedge/config"
 	"github.com/liveedge/liveedge/hub"
+	"github.com/liveedge/liveedge/protocols/flv"
 	"github.com/liveedge/liveedge/protocols/hls"
 	"github.com/liveedge/liveedge/protocols/webrtc"
 	"github.com/liveedge/liveedge/signaling"
+	"github.com/liveedge/liveedge/static"
 )
 
 // httpServer is the shared HTTP listener (players, HLS; later FLV, WHEP
@@ -24,10 +26,12 @@ type httpServer struct {
 	ln   net.Listener
 	srv  *http.Server
 	hls  *hls.Server
+	flv  *flv.Server
 	done chan struct{}
 
 	webrtc *webrtc.Server // nil when its UDP port could not be opened
 	sig    *signaling.Handler
+	pages  *static.Handler
 }
 
 // listenHTTP starts the HTTP listener with the outputs it routes to.
@@ -38,7 +42,10 @@ func listenHTTP(cfg *config.Config, h *hub.Hub, log *slog.Logger) (*httpServer, 
 	}
 	s := &httpServer{log: log.With("proto", "http"), ln: ln, done: make(chan struct{})}
 	s.hls = hls.New(hlsParams(cfg, h, log))
+	s.flv = flv.New(flv.Params{Hub: h, Logger: log, AllowOrigin: cfg.FLV.AllowOrigin,
+		WriteTimeout: cfg.Hub.SlowViewerTimeout.Std(), TokenParam: cfg.Auth.TokenParam})
 	s.webrtc, s.sig = startWebRTC(cfg, h, log)
+	s.pages = static.New(static.Params{Hub: h, Logger: log})
 	s.srv = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -91,6 +98,14 @@ func (s *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.hls.ServeHTTP(w, r)
 		return
 	}
+	if flv.Handles(r.URL.Path) {
+		s.flv.ServeHTTP(w, r)
+		return
+	}
+	if static.Handles(r.URL.Path) { // last: the outputs' paths take precedence
+		s.pages.ServeHTTP(w, r)
+		return
+	}
 	http.NotFound(w, r)
 }
 
@@ -98,9 +113,11 @@ func (s *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // shuts the listener down, waiting a bounded time for requests in flight.
 func (s *httpServer) Close() {
 	s.hls.Close()
+	s.flv.Close() // streaming responses and WebSocket viewers end
 	if s.webrtc != nil {
 		s.webrtc.Close()
 	}
+	s.sig.Close() // WebSocket signalling sockets
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := s.srv.Shutdown(ctx); err != nil {

@@ -508,6 +508,16 @@ func (s *Server) Trickle(stream, id, frag string) error {
 	return p.trickle(frag)
 }
 
+// Done returns a channel closed when the peer of that session is removed
+// (for any reason), so a signalling channel can end with it.
+func (s *Server) Done(stream, id string) (<-chan struct{}, error) {
+	p, err := s.lookup(stream, id)
+	if err != nil {
+		return nil, err
+	}
+	return p.ctx.Done(), nil
+}
+
 // Remove ends a peer's session.
 func (s *Server) Remove(stream, id string) error {
 	p, err := s.lookup(stream, id)

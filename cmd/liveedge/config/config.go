@@ -59,6 +59,8 @@
 //	  idle_close: 30s                       # a muxer without requests is closed
 //	  allow_origin: "*"                     # Access-Control-Allow-Origin; "" = no CORS
 //	  apps: {}                              # app -> {variant, segment_duration, part_duration, segment_count}
+//	flv:                                    # HTTP-FLV / WS-FLV on the http listener
+//	  allow_origin: "*"                     # Access-Control-Allow-Origin; "" = no CORS
 //	streams:
 //	  - match: live/demo                    # "app/stream", "app/*" or "*"
 //	    mode: static                        # on_demand | static | publish
@@ -139,6 +141,7 @@ type Config struct {
 	Hub    HubConfig    `yaml:"hub" json:"hub"`
 	Auth   AuthConfig   `yaml:"auth" json:"auth"`
 	HLS    HLSConfig    `yaml:"hls" json:"hls"`
+	FLV    FLVConfig    `yaml:"flv" json:"flv"`
 	// Streams are tried in order by MatchStream; the first match wins.
 	Streams []Stream `yaml:"streams" json:"streams"`
 }
@@ -288,6 +291,7 @@ func Default() *Config {
 		},
 	}
 	c.HLS = defaultHLS()
+	c.FLV = defaultFLV()
 	c.Streams = c.defaultStreams()
 	return c
 }

@@ -63,6 +63,7 @@ func (c *Config) Validate() error {
 	c.validateHub(v)
 	c.validateAuth(v)
 	c.validateHLS(v)
+	c.validateFLV(v)
 	c.validateWebRTC(v)
 	c.validateStreams(v)
 	return errors.Join(v.errs...)

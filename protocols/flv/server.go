@@ -1,0 +1,327 @@
+package flv
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/liveedge/liveedge/hub"
+	"github.com/liveedge/liveedge/hub/auth"
+)
+
+// Params configure a Server.
+type Params struct {
+	Hub    *hub.Hub
+	Logger *slog.Logger
+	// AllowOrigin is the Access-Control-Allow-Origin value; "" sends no
+	// CORS headers.
+	AllowOrigin string
+	// WriteTimeout: a viewer whose connection takes no data for this long
+	// is dropped (default 10 s, the hub's slow-viewer timeout).
+	WriteTimeout time.Duration
+	// TokenParam is the auth query parameter (default "token"); a refusal
+	// without it (and without a Bearer header) is a 401, any other a 403.
+	TokenParam string
+}
+
+// Server is the HTTP-FLV / WS-FLV handler for the paths Handles accepts.
+type Server struct {
+	p   Params
+	log *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
+
+	upgrader websocket.Upgrader
+}
+
+// New returns a Server; Close ends its viewers.
+func New(p Params) *Server {
+	if p.Logger == nil {
+		p.Logger = slog.Default()
+	}
+	if p.WriteTimeout <= 0 {
+		p.WriteTimeout = 10 * time.Second
+	}
+	if p.TokenParam == "" {
+		p.TokenParam = auth.DefaultTokenParam
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{p: p, log: p.Logger.With("proto", "flv"), ctx: ctx, cancel: cancel}
+	s.upgrader = websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   1024,
+		WriteBufferSize:  32 << 10,
+		WriteBufferPool:  &sync.Pool{},
+		// The Referer/Origin allow-list is the admission call's job, made
+		// before the upgrade; an admitted request is accepted.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	return s
+}
+
+// Close ends every viewer (HTTP and WebSocket) and waits for them.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+}
+
+func (s *Server) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+// ServeHTTP serves GET /<app>/<stream>.flv and .live.flv, over HTTP or,
+// for an upgrade request, WebSocket.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	name, ok := parsePath(r.URL.Path)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if s.p.AllowOrigin != "" {
+		w.Header().Set("Access-Control-Allow-Origin", s.p.AllowOrigin)
+		if s.p.AllowOrigin != "*" {
+			w.Header().Add("Vary", "Origin")
+		}
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodOptions:
+		h := w.Header()
+		h.Set("Allow", "GET, HEAD, OPTIONS")
+		if s.p.AllowOrigin != "" {
+			h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "Authorization")
+			h.Set("Access-Control-Max-Age", "86400")
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	default:
+		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+		return
+	}
+	ws := websocket.IsWebSocketUpgrade(r)
+	proto := "flv"
+	if ws {
+		proto = "ws-flv"
+	}
+	if status := s.admit(r, name, proto); status != 0 {
+		// Never say why; the hub logged the reason.
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="liveedge"`)
+		}
+		http.Error(w, http.StatusText(status), status)
+		return
+	}
+	if !s.enter() {
+		http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
+		return
+	}
+	defer s.wg.Done()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(s.ctx, cancel)()
+
+	sub, err := s.p.Hub.Subscribe(ctx, name, hub.Session{Protocol: proto, Remote: r.RemoteAddr})
+	if err != nil {
+		switch {
+		case errors.Is(err, hub.ErrNotFound), errors.Is(err, hub.ErrStreamEnded), errors.Is(err, hub.ErrInvalidName):
+			http.NotFound(w, r)
+		case r.Context().Err() != nil:
+			// The client left.
+		default:
+			http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
+		}
+		return
+	}
+	defer sub.Close()
+	if r.Method == http.MethodHead && !ws {
+		setHeaders(w)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	log := s.log.With("stream", name, "remote", r.RemoteAddr, "via", proto)
+	start := time.Now()
+	log.Info("playing")
+	if ws {
+		err = s.serveWS(ctx, cancel, w, r, sub)
+	} else {
+		err = s.serveHTTP(ctx, w, sub)
+	}
+	lvl := slog.LevelInfo
+	if errors.Is(err, hub.ErrSlowViewer) || isTimeout(err) {
+		lvl = slog.LevelWarn
+	}
+	log.Log(context.Background(), lvl, "player left", "reason", s.reason(err, r),
+		"duration", time.Since(start).Round(time.Millisecond), "dropped", sub.Dropped())
+}
+
+// admit runs the hub's admission: 0 when admitted, 401 when no token was
+// given, 403 for any other refusal.
+func (s *Server) admit(r *http.Request, stream, proto string) int {
+	var ip netip.Addr
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		ip = ap.Addr()
+	}
+	q := r.URL.Query()
+	bearer := auth.BearerToken(r.Header.Get("Authorization"))
+	req := auth.Request{Action: auth.Play, Stream: stream, Query: q, Bearer: bearer, ClientIP: ip,
+		Referer: r.Header.Get("Referer"), Origin: r.Header.Get("Origin")}
+	if err := s.p.Hub.Admit(req, hub.Session{Protocol: proto, Remote: r.RemoteAddr}); err != nil {
+		if bearer == "" && q.Get(s.p.TokenParam) == "" {
+			return http.StatusUnauthorized
+		}
+		return http.StatusForbidden
+	}
+	return 0
+}
+
+// serveHTTP streams over the chunked response body.
+func (s *Server) serveHTTP(ctx context.Context, w http.ResponseWriter, sub *hub.Subscriber) error {
+	setHeaders(w)
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	var deadlineSet time.Time
+	return s.loop(ctx, sub, func(bufs net.Buffers) error {
+		if now := time.Now(); now.Sub(deadlineSet) > s.p.WriteTimeout/4 {
+			if err := rc.SetWriteDeadline(now.Add(s.p.WriteTimeout)); err != nil {
+				return err
+			}
+			deadlineSet = now
+		}
+		for _, b := range bufs {
+			if _, err := w.Write(b); err != nil {
+				return err
+			}
+		}
+		return rc.Flush()
+	})
+}
+
+// setHeaders sets the headers of a streaming FLV response (chunked: no
+// Content-Length).
+func setHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "video/x-flv")
+	h.Set("Cache-Control", "no-cache")
+}
+
+// serveWS upgrades and sends one binary message per batch.
+func (s *Server) serveWS(ctx context.Context, cancel context.CancelFunc, w http.ResponseWriter, r *http.Request,
+	sub *hub.Subscriber) error {
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return err // the upgrader answered the client
+	}
+	conn.SetReadLimit(4096)
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		defer cancel()
+		for {
+			if _, _, err := conn.NextReader(); err != nil {
+				return
+			}
+		}
+	}()
+	var deadlineSet time.Time
+	err = s.loop(ctx, sub, func(bufs net.Buffers) error {
+		if now := time.Now(); now.Sub(deadlineSet) > s.p.WriteTimeout/4 {
+			conn.SetWriteDeadline(now.Add(s.p.WriteTimeout))
+			deadlineSet = now
+		}
+		mw, err := conn.NextWriter(websocket.BinaryMessage)
+		if err != nil {
+			return err
+		}
+		for _, b := range bufs {
+			if _, err := mw.Write(b); err != nil {
+				return err
+			}
+		}
+		return mw.Close()
+	})
+	if errors.Is(err, hub.ErrStreamEnded) {
+		conn.WriteControl(websocket.CloseMessage, //nolint:errcheck // closing anyway
+			websocket.FormatCloseMessage(websocket.CloseNormalClosure, "stream ended"), time.Now().Add(time.Second))
+	}
+	conn.Close()
+	<-read
+	return err
+}
+
+// loop writes the stream to one viewer until it ends or a write fails.
+func (s *Server) loop(ctx context.Context, sub *hub.Subscriber, write func(net.Buffers) error) error {
+	batch := make([]*hub.Unit, 0, 64)
+	bufs := make(net.Buffers, 0, 72)
+	var cur *hub.Tracks
+	for {
+		units, err := sub.Next(ctx, batch)
+		if err != nil {
+			return err
+		}
+		bufs = bufs[:0]
+		for _, u := range units {
+			if u.Tracks != cur {
+				if h := headers(cur, u.Tracks); len(h) > 0 {
+					bufs = append(bufs, h)
+				}
+				cur = u.Tracks
+			}
+			bufs = append(bufs, u.Encoded(hub.FormatFLV, encodeUnit))
+		}
+		if len(bufs) == 0 {
+			continue
+		}
+		if err := write(bufs); err != nil {
+			return err
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func (s *Server) reason(err error, r *http.Request) string {
+	switch {
+	case err == nil:
+		return "done"
+	case isTimeout(err):
+		return "write timeout (slow viewer)"
+	case errors.Is(err, hub.ErrSlowViewer):
+		return "too far behind (slow viewer)"
+	case errors.Is(err, hub.ErrStreamEnded):
+		return "stream ended"
+	case s.ctx.Err() != nil:
+		return "server closing"
+	case errors.Is(err, context.Canceled), r.Context().Err() != nil, errors.Is(err, io.EOF),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed),
+		errors.Is(err, websocket.ErrCloseSent):
+		return "closed by player"
+	}
+	return err.Error()
+}

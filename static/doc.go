@@ -1,2 +1,0 @@
-// Package static will hold the embedded player pages.
-package static

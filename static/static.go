@@ -1,0 +1,167 @@
+// Package static serves the player pages, embedded in the binary: the
+// stream list at "/", a player at "/<app>/<stream>/" (WHEP by default,
+// LL-HLS as the fallback) and the third-party scripts it loads from
+// "/static/vendor/<file>".
+//
+// The vendor folder holds a committed README and whatever `make vendor`
+// installed from npm (hls.js at a pinned version; git-ignored). It is
+// embedded as it is at build time, so the package always compiles, and
+// the player offers LL-HLS through hls.js only when hls.min.js was there
+// (Safari plays HLS natively either way).
+package static
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/liveedge/liveedge/hub"
+)
+
+//go:embed index.html player.html
+var pages embed.FS
+
+//go:embed vendor
+var vendor embed.FS
+
+var tmpl = template.Must(template.ParseFS(pages, "index.html", "player.html"))
+
+// VendorPrefix is the path the vendored scripts are served under.
+const VendorPrefix = "/static/vendor/"
+
+// HasHLSJS reports whether hls.js was embedded.
+func HasHLSJS() bool {
+	_, err := fs.Stat(vendor, "vendor/hls.min.js")
+	return err == nil
+}
+
+// Params configure a Handler.
+type Params struct {
+	Hub    *hub.Hub
+	Logger *slog.Logger
+}
+
+// Handler serves the pages.
+type Handler struct {
+	p     Params
+	hlsjs bool
+	start time.Time
+}
+
+// New returns a Handler.
+func New(p Params) *Handler {
+	if p.Logger == nil {
+		p.Logger = slog.Default()
+	}
+	return &Handler{p: p, hlsjs: HasHLSJS(), start: time.Now()}
+}
+
+// page is a parsed page path.
+type page struct {
+	index  bool
+	stream string // player of "app/stream"
+	vendor string // a vendored file
+}
+
+func parsePath(p string) (page, bool) {
+	if p == "/" {
+		return page{index: true}, true
+	}
+	if f, ok := strings.CutPrefix(p, VendorPrefix); ok {
+		if f == "" || strings.ContainsAny(f, "/\\\x00") || strings.HasPrefix(f, ".") {
+			return page{}, false
+		}
+		return page{vendor: f}, true
+	}
+	rest, ok := strings.CutPrefix(p, "/")
+	if !ok {
+		return page{}, false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 3 || parts[2] != "" {
+		return page{}, false
+	}
+	name := parts[0] + "/" + parts[1]
+	if !hub.ValidName(name) {
+		return page{}, false
+	}
+	return page{stream: name}, true
+}
+
+// Handles reports whether path is a page path: exactly "/",
+// "/<app>/<stream>/" or a file under VendorPrefix.
+func Handles(path string) bool {
+	_, ok := parsePath(path)
+	return ok
+}
+
+// streamRow is one line of the stream list.
+type streamRow struct {
+	Name, URL, Video, Audio string
+	Viewers                 int
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	pg, ok := parsePath(r.URL.Path)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+		return
+	}
+	hd := w.Header()
+	hd.Set("X-Content-Type-Options", "nosniff")
+	switch {
+	case pg.vendor != "":
+		f, err := fs.ReadFile(vendor, "vendor/"+pg.vendor)
+		if err != nil || pg.vendor == "README.md" {
+			http.NotFound(w, r)
+			return
+		}
+		hd.Set("Cache-Control", "public, max-age=3600")
+		http.ServeContent(w, r, pg.vendor, h.start, bytes.NewReader(f))
+	case pg.index:
+		var rows []streamRow
+		if h.p.Hub != nil {
+			for _, s := range h.p.Hub.Streams() {
+				app, name, _ := strings.Cut(s.Name, "/")
+				row := streamRow{Name: s.Name, URL: "/" + url.PathEscape(app) + "/" + url.PathEscape(name) + "/"}
+				if s.Video != nil {
+					row.Video = s.Video.Codec.String()
+				}
+				if s.Audio != nil {
+					row.Audio = s.Audio.Codec.String()
+				}
+				for _, n := range s.Viewers {
+					row.Viewers += n
+				}
+				rows = append(rows, row)
+			}
+		}
+		h.render(w, "index.html", map[string]any{"Streams": rows})
+	default:
+		h.render(w, "player.html", map[string]any{"Stream": pg.stream, "HLSJS": h.hlsjs})
+	}
+}
+
+func (h *Handler) render(w http.ResponseWriter, name string, data any) {
+	var b bytes.Buffer
+	if err := tmpl.ExecuteTemplate(&b, name, data); err != nil {
+		h.p.Logger.Error("page template", "page", name, "err", err)
+		http.Error(w, "page error", http.StatusInternalServerError)
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "text/html; charset=utf-8")
+	hd.Set("Cache-Control", "no-store")
+	w.Write(b.Bytes()) //nolint:errcheck // the client may have left
+}
