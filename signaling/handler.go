@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"net/netip"
 	"strings"
 
 	"github.com/liveedge/liveedge/hub"
@@ -279,16 +278,9 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request, rt route)
 // admitted, 401 when no token was given and one is needed, 403 when the
 // token (or anything else) was refused.
 func (h *Handler) admit(r *http.Request, stream string) int {
-	var ip netip.Addr
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		ip = ap.Addr()
-	}
-	q := r.URL.Query()
-	bearer := auth.BearerToken(r.Header.Get("Authorization"))
-	req := auth.Request{Action: auth.Play, Stream: stream, Query: q, Bearer: bearer, ClientIP: ip,
-		Referer: r.Header.Get("Referer"), Origin: r.Header.Get("Origin")}
+	req := auth.FromHTTP(r, auth.Play, stream)
 	if err := h.p.Hub.Admit(req, hub.Session{Protocol: "webrtc", Remote: r.RemoteAddr}); err != nil {
-		if bearer == "" && q.Get(h.p.TokenParam) == "" {
+		if req.Bearer == "" && req.Query.Get(h.p.TokenParam) == "" {
 			return http.StatusUnauthorized
 		}
 		return http.StatusForbidden

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -277,4 +278,17 @@ func refererAllowed(patterns []string, origin, referer string) bool {
 		}
 	}
 	return false
+}
+
+// FromHTTP builds the request an HTTP output (HLS, FLV, WHEP, WebSocket)
+// admits: the URL query, a Bearer token, the client address, Referer and
+// Origin.
+func FromHTTP(r *http.Request, action Action, stream string) Request {
+	var ip netip.Addr
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		ip = ap.Addr()
+	}
+	return Request{Action: action, Stream: stream, Query: r.URL.Query(),
+		Bearer: BearerToken(r.Header.Get("Authorization")), ClientIP: ip,
+		Referer: r.Header.Get("Referer"), Origin: r.Header.Get("Origin")}
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"sync"
 	"syscall"
 	"time"
@@ -181,16 +180,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // admit runs the hub's admission: 0 when admitted, 401 when no token was
 // given, 403 for any other refusal.
 func (s *Server) admit(r *http.Request, stream, proto string) int {
-	var ip netip.Addr
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		ip = ap.Addr()
-	}
-	q := r.URL.Query()
-	bearer := auth.BearerToken(r.Header.Get("Authorization"))
-	req := auth.Request{Action: auth.Play, Stream: stream, Query: q, Bearer: bearer, ClientIP: ip,
-		Referer: r.Header.Get("Referer"), Origin: r.Header.Get("Origin")}
+	req := auth.FromHTTP(r, auth.Play, stream)
 	if err := s.p.Hub.Admit(req, hub.Session{Protocol: proto, Remote: r.RemoteAddr}); err != nil {
-		if bearer == "" && q.Get(s.p.TokenParam) == "" {
+		if req.Bearer == "" && req.Query.Get(s.p.TokenParam) == "" {
 			return http.StatusUnauthorized
 		}
 		return http.StatusForbidden

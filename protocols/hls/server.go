@@ -302,14 +302,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	remote := r.RemoteAddr
-	var ip netip.Addr
-	if ap, err := netip.ParseAddrPort(remote); err == nil {
-		ip = ap.Addr()
-	}
-	q := r.URL.Query()
-	req := auth.Request{Action: auth.Play, Stream: hp.stream, Query: q,
-		Bearer: auth.BearerToken(r.Header.Get("Authorization")), ClientIP: ip,
-		Referer: r.Header.Get("Referer"), Origin: r.Header.Get("Origin")}
+	req := auth.FromHTTP(r, auth.Play, hp.stream)
+	ip, q := req.ClientIP, req.Query
 	if err := s.p.Hub.Admit(req, hub.Session{Protocol: "hls", Remote: remote}); err != nil {
 		// Never say why; the hub logged the reason.
 		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)

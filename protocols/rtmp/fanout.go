@@ -197,8 +197,9 @@ func (sh *shard) run() {
 		sh.moved = make(chan struct{})
 		sh.mu.Unlock()
 
+		iov = iovecs(iov, bufs) // the same for every player of the batch
 		for _, p := range players {
-			n, err := writeNonBlocking(p.raw, bufs, &iov)
+			n, err := writeNonBlocking(p.raw, iov)
 			if err == nil && n == total {
 				continue
 			}
@@ -243,16 +244,20 @@ func remainder(bufs net.Buffers, n int) net.Buffers {
 	return rest
 }
 
-// writeNonBlocking writes as much of bufs as the socket takes now, with one
-// writev; it never waits.
-func writeNonBlocking(raw syscall.RawConn, bufs net.Buffers, iov *[]syscall.Iovec) (int, error) {
-	v := (*iov)[:0]
+// iovecs describes bufs for writev, reusing v's storage.
+func iovecs(v []syscall.Iovec, bufs net.Buffers) []syscall.Iovec {
+	v = v[:0]
 	for _, b := range bufs {
 		if len(b) > 0 {
 			v = append(v, syscall.Iovec{Base: &b[0], Len: uint64(len(b))})
 		}
 	}
-	*iov = v
+	return v
+}
+
+// writeNonBlocking writes as much of v as the socket takes now, with one
+// writev; it never waits.
+func writeNonBlocking(raw syscall.RawConn, v []syscall.Iovec) (int, error) {
 	if len(v) == 0 {
 		return 0, nil
 	}
