@@ -17,7 +17,8 @@ type Producer struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	sawKey bool
+	sawKey   bool
+	accepted uint64 // units taken into the stream
 }
 
 // Done is closed when the producer must stop: it was taken over, its stream
@@ -26,6 +27,17 @@ func (p *Producer) Done() <-chan struct{} { return p.ctx.Done() }
 
 // Stream returns the stream's name.
 func (p *Producer) Stream() string { return p.s.name }
+
+// Accepted returns how many units the stream took from this producer.
+// Units before the first keyframe (after the start or a Discontinuity)
+// and parameter sets alone are not taken: a source whose count does not
+// grow sends nothing a viewer could decode.
+func (p *Producer) Accepted() uint64 {
+	s := p.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return p.accepted
+}
 
 // Close detaches the producer. Viewers stay for the producer grace period.
 func (p *Producer) Close() {
@@ -124,6 +136,7 @@ func (p *Producer) WriteVideo(pts, dts time.Duration, nalus [][]byte) error {
 		size += len(n)
 	}
 	out := s.tl.mapDTS(true, dts)
+	p.accepted++
 	s.ring.Append(&Unit{Video: true, DTS: out, PTS: out + (pts - dts), Key: key,
 		NALUs: nalus, Tracks: t, Ingest: time.Now(), size: size})
 	return nil
@@ -183,6 +196,7 @@ func (p *Producer) WriteAudio(pts time.Duration, payload []byte) error {
 		p.sawKey = true
 	}
 	out := s.tl.mapDTS(false, pts)
+	p.accepted++
 	s.ring.Append(&Unit{DTS: out, PTS: out, Key: key, Payload: payload, Tracks: t,
 		Ingest: time.Now(), size: len(payload)})
 	return nil

@@ -128,6 +128,7 @@ rtmp {
     server {
         listen %[3]s;
         application live { live on; }
+        application raw { live on; wait_key off; wait_video off; }
     }
 }
 http {
@@ -292,17 +293,28 @@ func (o *Origin) PublishCmd(ctx context.Context, clip, stream string) *exec.Cmd 
 	return cmd
 }
 
+// RawURL is the RTMP URL of raw/<stream>: an application that sends a
+// new player every frame from the first one on, keyframe or not (nginx's
+// live application makes it wait for a keyframe).
+func (o *Origin) RawURL(stream string) string { return "rtmp://" + o.RTMP + "/raw/" + stream }
+
 // WaitPublishing waits until the origin's /stat lists a publisher of
 // live/<stream>.
 func (o *Origin) WaitPublishing(stream string, timeout time.Duration) error {
+	return o.WaitPublishingApp("live", stream, timeout)
+}
+
+// WaitPublishingApp waits until the origin's /stat lists a publisher of
+// <app>/<stream>.
+func (o *Origin) WaitPublishingApp(app, stream string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		st, err := o.Stat()
-		if err == nil && st.Publishing(stream) {
+		if err == nil && st.publishing(app, stream) {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("origin %s has no publisher of live/%s after %v (stat: %v)", o.RTMP, stream, timeout, err)
+			return fmt.Errorf("origin %s has no publisher of %s/%s after %v (stat: %v)", o.RTMP, app, stream, timeout, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -360,16 +372,20 @@ func (s *Stat) PlayerAddresses(stream string) []string {
 }
 
 // Publishing reports whether live/<stream> has a publisher.
-func (s *Stat) Publishing(stream string) bool {
+func (s *Stat) Publishing(stream string) bool { return s.publishing("live", stream) }
+
+func (s *Stat) publishing(app, stream string) bool {
 	pub := false
-	s.each(stream, func(publishing bool) { pub = pub || publishing })
+	s.eachIn(app, stream, func(publishing bool) { pub = pub || publishing })
 	return pub
 }
 
-func (s *Stat) each(stream string, f func(publishing bool)) {
+func (s *Stat) each(stream string, f func(publishing bool)) { s.eachIn("live", stream, f) }
+
+func (s *Stat) eachIn(appName, stream string, f func(publishing bool)) {
 	for _, srv := range s.Servers {
 		for _, app := range srv.Apps {
-			if app.Name != "live" {
+			if app.Name != appName {
 				continue
 			}
 			for _, st := range app.Streams {

@@ -27,12 +27,16 @@ var (
 	ErrStalled       = errors.New("no media within the stall timeout")
 	ErrOriginStatus  = errors.New("origin sent an error status")
 	ErrOriginClosed  = errors.New("origin closed the connection")
+	ErrNoKeyframe    = errors.New("no decodable media (keyframe) within the keyframe timeout")
 )
 
 // Defaults of PullOptions.
 const (
 	DefaultStallTimeout   = 2 * time.Second
 	DefaultConnectTimeout = 5 * time.Second
+	// DefaultKeyframeTimeout bounds how long an origin may send media the
+	// hub cannot use (video that never reaches a keyframe).
+	DefaultKeyframeTimeout = 10 * time.Second
 )
 
 // PullOptions configure an origin pull.
@@ -47,8 +51,14 @@ type PullOptions struct {
 	// Dialer opens the TCP connection; nil means a net.Dialer with TCP
 	// keepalive. Set its LocalAddr to choose the source address.
 	Dialer *net.Dialer
+	// KeyframeTimeout ends the pull when the origin sends media but none
+	// that the hub takes (no keyframe to start from, after a start or a
+	// source switch) for this long (default 10 s, never less than
+	// StallTimeout): an origin that sends video with no keyframe fails
+	// over like one that sends nothing.
+	KeyframeTimeout time.Duration
 	// OnMedia, if set, is called once, from the pull's goroutine, when the
-	// first media unit has been handed to the producer.
+	// stream has taken the first media unit (the first keyframe).
 	OnMedia func()
 }
 
@@ -59,6 +69,10 @@ func (o *PullOptions) defaults() {
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = DefaultConnectTimeout
 	}
+	if o.KeyframeTimeout <= 0 {
+		o.KeyframeTimeout = DefaultKeyframeTimeout
+	}
+	o.KeyframeTimeout = max(o.KeyframeTimeout, o.StallTimeout)
 	if o.Dialer == nil {
 		o.Dialer = &net.Dialer{KeepAlive: 15 * time.Second}
 	}
@@ -73,6 +87,7 @@ type PullConn struct {
 	conn   *originConn
 	reader *gortmplib.Reader
 	rtt    time.Duration
+	sink   *pullSink // bound to the reader by Preroll or Run
 }
 
 // DialPull connects to an RTMP origin and plays rawURL
@@ -137,10 +152,63 @@ func (c *PullConn) BytesIn() uint64 { return c.client.BytesReceived() }
 // Close closes the connection. Run returns once it is closed.
 func (c *PullConn) Close() { c.client.Close() }
 
+// Preroll reads from the origin, before Run, until its first video
+// keyframe (or, for audio alone, its first frame) and keeps it and what
+// follows for Run: a switch to this connection (a failback) then starts
+// on a keyframe at once, while the current source keeps playing until
+// then. It fails when no keyframe arrives within the keyframe timeout,
+// when ctx ends, or when the connection fails.
+func (c *PullConn) Preroll(ctx context.Context) error {
+	if c.sink != nil {
+		return errors.New("preroll after start")
+	}
+	c.sink = &pullSink{last: time.Now()}
+	c.sink.accepted = c.sink.last
+	if err := bindTracks(c.reader, c.sink); err != nil {
+		return fmt.Errorf("%w: %w", ErrConnectFailed, err)
+	}
+	nc := c.client.NetConn()
+	stop := context.AfterFunc(ctx, func() { nc.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	for !c.sink.keyed {
+		if err := c.read(nc); err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			return fmt.Errorf("%w: %w", ErrConnectFailed, err)
+		}
+	}
+	nc.SetReadDeadline(time.Time{})
+	return nil
+}
+
+// read reads one message within the stall and keyframe deadlines.
+func (c *PullConn) read(nc net.Conn) error {
+	k := c.sink
+	stall, key := c.opts.StallTimeout, c.opts.KeyframeTimeout
+	deadline := k.last.Add(stall)
+	if d := k.accepted.Add(key); d.Before(deadline) {
+		deadline = d
+	}
+	nc.SetReadDeadline(deadline)
+	err := c.reader.Read()
+	if err == nil {
+		return k.overdue(stall, key)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		if err = k.overdue(stall, key); err == nil {
+			err = ErrStalled
+		}
+	}
+	return err
+}
+
 // Run feeds p from the connection until the origin closes it, sends an
-// error status, or sends no media for the stall timeout (an error wrapping
-// ErrConnectFailed if no media had arrived, ErrLost otherwise), or until
-// ctx ends or p is told to stop (nil). The connection is closed on return.
+// error status, sends no media for the stall timeout or nothing the hub
+// takes for the keyframe timeout (an error wrapping ErrConnectFailed if
+// the stream had taken nothing, ErrLost otherwise), or until ctx ends or
+// p is told to stop (nil). The connection is closed on return.
 func (c *PullConn) Run(ctx context.Context, p *hub.Producer) error {
 	nc := c.client.NetConn()
 	defer c.client.Close()
@@ -158,21 +226,18 @@ func (c *PullConn) Run(ctx context.Context, p *hub.Producer) error {
 	}()
 	defer func() { close(stopped); <-watcher }()
 
-	sink := &pullSink{p: p, last: time.Now(), onMedia: c.opts.OnMedia}
-	if err := bindTracks(c.reader, sink); err != nil {
+	if c.sink == nil {
+		now := time.Now()
+		c.sink = &pullSink{p: p, last: now, accepted: now, onMedia: c.opts.OnMedia}
+		if err := bindTracks(c.reader, c.sink); err != nil {
+			return fmt.Errorf("%w: %w", ErrConnectFailed, err)
+		}
+	} else if err := c.sink.attach(p, c.opts.OnMedia); err != nil {
 		return fmt.Errorf("%w: %w", ErrConnectFailed, err)
 	}
-	stall := c.opts.StallTimeout
 	var err error
-	for {
-		nc.SetReadDeadline(sink.last.Add(stall))
-		if err = c.reader.Read(); err != nil {
-			break
-		}
-		if time.Since(sink.last) > stall {
-			err = ErrStalled
-			break
-		}
+	for err == nil {
+		err = c.read(nc)
 	}
 	select {
 	case <-ctx.Done():
@@ -181,12 +246,8 @@ func (c *PullConn) Run(ctx context.Context, p *hub.Producer) error {
 		return nil
 	default:
 	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		err = ErrStalled
-	}
 	err = netErr(err, c.conn)
-	if sink.media {
+	if c.sink.media {
 		return fmt.Errorf("%w: %w", ErrLost, err)
 	}
 	return fmt.Errorf("%w: %w", ErrConnectFailed, err)
@@ -268,35 +329,116 @@ func netErr(err error, oc *originConn) error {
 	return err
 }
 
-// pullSink is the producer as the pull's track binding sees it: it notes
-// when media arrives for the stall watchdog.
+// pullSink is the producer as the pull's track binding sees it. It notes
+// when media arrives and when the stream last took a unit, for the stall
+// and keyframe watchdogs. Before it is attached to a producer (a preroll)
+// it keeps the tracks and the units from the first keyframe on.
 type pullSink struct {
-	p       *hub.Producer
-	last    time.Time
-	media   bool
-	onMedia func()
+	p        *hub.Producer // nil while prerolling
+	last     time.Time     // when the origin last sent media
+	accepted time.Time     // when the stream last took a unit
+	taken    uint64        // p.Accepted() after the last write
+	media    bool          // the stream took a unit
+	onMedia  func()
+
+	video, audio *hub.Track
+	keyed        bool // prerolling: a keyframe is staged
+	staged       []stagedUnit
 }
 
-func (s *pullSink) SetTracks(video, audio *hub.Track) error { return s.p.SetTracks(video, audio) }
+type stagedUnit struct {
+	video    bool
+	pts, dts time.Duration
+	nalus    [][]byte
+	payload  []byte
+}
+
+func (s *pullSink) SetTracks(video, audio *hub.Track) error {
+	if s.p == nil {
+		s.video, s.audio = video, audio
+		return nil
+	}
+	return s.p.SetTracks(video, audio)
+}
 
 func (s *pullSink) WriteVideo(pts, dts time.Duration, nalus [][]byte) error {
-	s.got()
-	return s.p.WriteVideo(pts, dts, nalus)
+	s.last = time.Now()
+	if s.p == nil {
+		if s.keyed || (s.video != nil && hub.IsKeyframe(s.video.Codec, nalus)) {
+			s.keyed = true
+			s.staged = append(s.staged, stagedUnit{video: true, pts: pts, dts: dts, nalus: nalus})
+		}
+		return nil
+	}
+	err := s.p.WriteVideo(pts, dts, nalus)
+	s.took()
+	return err
 }
 
 func (s *pullSink) WriteAudio(pts time.Duration, payload []byte) error {
-	s.got()
-	return s.p.WriteAudio(pts, payload)
+	s.last = time.Now()
+	if s.p == nil {
+		if s.keyed || s.video == nil {
+			s.keyed = true
+			s.staged = append(s.staged, stagedUnit{pts: pts, dts: pts, payload: payload})
+		}
+		return nil
+	}
+	err := s.p.WriteAudio(pts, payload)
+	s.took()
+	return err
 }
 
-func (s *pullSink) got() {
-	s.last = time.Now()
+// took notes whether the stream took the unit just written.
+func (s *pullSink) took() {
+	n := s.p.Accepted()
+	if n == s.taken {
+		return
+	}
+	s.taken = n
+	s.accepted = s.last
 	if !s.media {
 		s.media = true
 		if s.onMedia != nil {
 			s.onMedia()
 		}
 	}
+}
+
+// attach ends a preroll: the tracks and the staged units go to p, and
+// what follows goes straight to it.
+func (s *pullSink) attach(p *hub.Producer, onMedia func()) error {
+	s.p, s.onMedia = p, onMedia
+	s.taken = p.Accepted()
+	if err := p.SetTracks(s.video, s.audio); err != nil {
+		return err
+	}
+	staged := s.staged
+	s.staged = nil
+	for _, u := range staged {
+		var err error
+		if u.video {
+			err = s.WriteVideo(u.pts, u.dts, u.nalus)
+		} else {
+			err = s.WriteAudio(u.pts, u.payload)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// overdue returns ErrStalled when no media came for stall, and
+// ErrNoKeyframe when the stream took nothing for keyTimeout.
+func (s *pullSink) overdue(stall, keyTimeout time.Duration) error {
+	if time.Since(s.last) >= stall {
+		return ErrStalled
+	}
+	if time.Since(s.accepted) >= keyTimeout {
+		return ErrNoKeyframe
+	}
+	return nil
 }
 
 // fastStartAfter is how much media (by timestamp) the codec detection

@@ -66,6 +66,7 @@
 //	    mode: static                        # on_demand | static | publish
 //	    origins: [demo]
 //	    stall_timeout: 2s
+//	    keyframe_timeout: 10s
 //	    idle_close: 10s
 //	    start_timeout: 5s                   # defaults to hub.start_timeout
 //	    failback: true
@@ -121,10 +122,11 @@ const DemoOrigin = "demo"
 // Defaults of the per-entry stream settings; start_timeout defaults to
 // hub.start_timeout.
 const (
-	DefaultStallTimeout = Duration(2e9)  // 2s
-	DefaultIdleClose    = Duration(10e9) // 10s
-	DefaultFailback     = true
-	DefaultSignTTL      = Duration(3600e9) // 1h
+	DefaultStallTimeout    = Duration(2e9)  // 2s
+	DefaultKeyframeTimeout = Duration(10e9) // 10s
+	DefaultIdleClose       = Duration(10e9) // 10s
+	DefaultFailback        = true
+	DefaultSignTTL         = Duration(3600e9) // 1h
 	// DefaultProbeInterval is how often every origin of an entry with
 	// concrete origin URLs is probed in the background.
 	DefaultProbeInterval = Duration(5e9) // 5s
@@ -227,6 +229,9 @@ type Stream struct {
 	// StallTimeout: an origin that delivers nothing for this long is
 	// abandoned for the next one.
 	StallTimeout Duration `yaml:"stall_timeout" json:"stall_timeout"`
+	// KeyframeTimeout: an origin that sends media but nothing a viewer can
+	// decode (no keyframe to start from) for this long is abandoned too.
+	KeyframeTimeout Duration `yaml:"keyframe_timeout" json:"keyframe_timeout"`
 	// IdleClose: an on-demand pull with no viewers is closed after this.
 	IdleClose Duration `yaml:"idle_close" json:"idle_close"`
 	// StartTimeout is how long a viewer waits for this stream to start.
@@ -305,15 +310,16 @@ func (c *Config) defaultStreams() []Stream {
 // Parse fills them in for a file's entries.
 func (c *Config) NewStream(match, mode string, origins ...string) Stream {
 	return Stream{
-		Match:         match,
-		Mode:          mode,
-		Origins:       origins,
-		StallTimeout:  DefaultStallTimeout,
-		IdleClose:     DefaultIdleClose,
-		StartTimeout:  c.Hub.StartTimeout,
-		Failback:      DefaultFailback,
-		SignTTL:       DefaultSignTTL,
-		ProbeInterval: DefaultProbeInterval,
+		Match:           match,
+		Mode:            mode,
+		Origins:         origins,
+		StallTimeout:    DefaultStallTimeout,
+		KeyframeTimeout: DefaultKeyframeTimeout,
+		IdleClose:       DefaultIdleClose,
+		StartTimeout:    c.Hub.StartTimeout,
+		Failback:        DefaultFailback,
+		SignTTL:         DefaultSignTTL,
+		ProbeInterval:   DefaultProbeInterval,
 	}
 }
 

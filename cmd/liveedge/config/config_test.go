@@ -55,7 +55,7 @@ func TestDefault(t *testing.T) {
 		{"auth.token_param", c.Auth.TokenParam, "token"},
 		{"streams", c.Streams, []Stream{{
 			Match: "live/demo", Mode: "static", Origins: []string{"demo"},
-			StallTimeout: Duration(2 * time.Second), IdleClose: Duration(10 * time.Second),
+			StallTimeout: Duration(2 * time.Second), KeyframeTimeout: DefaultKeyframeTimeout, IdleClose: Duration(10 * time.Second),
 			StartTimeout: Duration(5 * time.Second), Failback: true, SignTTL: DefaultSignTTL,
 			ProbeInterval: DefaultProbeInterval,
 		}}},
@@ -182,20 +182,20 @@ streams:
 		{
 			Match: "live/*", Mode: "on_demand",
 			Origins:      []string{"rtmp://origin-a.example/live/$stream", "rtmp://origin-b.example/live/$stream"},
-			StallTimeout: Duration(2 * time.Second), IdleClose: Duration(10 * time.Second),
+			StallTimeout: Duration(2 * time.Second), KeyframeTimeout: DefaultKeyframeTimeout, IdleClose: Duration(10 * time.Second),
 			StartTimeout: Duration(7 * time.Second), Failback: true, SignTTL: DefaultSignTTL,
 			ProbeInterval: DefaultProbeInterval,
 		},
 		{
 			Match: "cam/one", Mode: "static", Origins: []string{"rtsp://cam.local/one"},
-			StallTimeout: Duration(500 * time.Millisecond), IdleClose: Duration(time.Minute),
+			StallTimeout: Duration(500 * time.Millisecond), KeyframeTimeout: DefaultKeyframeTimeout, IdleClose: Duration(time.Minute),
 			StartTimeout: Duration(3 * time.Second), Failback: false, OfflineSlate: "demo",
 			SignTTL: DefaultSignTTL, ProbeInterval: Duration(time.Second),
 			BindAddress: "10.0.0.2", BindDevice: "eth1", Mark: 7,
 		},
 		{
 			Match: "*", Mode: "publish",
-			StallTimeout: Duration(2 * time.Second), IdleClose: Duration(10 * time.Second),
+			StallTimeout: Duration(2 * time.Second), KeyframeTimeout: DefaultKeyframeTimeout, IdleClose: Duration(10 * time.Second),
 			StartTimeout: Duration(7 * time.Second), Failback: true, SignTTL: DefaultSignTTL,
 			ProbeInterval: DefaultProbeInterval,
 		},
@@ -426,6 +426,7 @@ func TestValidate(t *testing.T) {
 		{"origin no host", func(c *Config) { c.Streams[0].Origins = []string{"rtsp:///x"} }, []string{`streams[0].origins[0]: "rtsp:///x" has no host`}},
 		{"origin placeholder", func(c *Config) { onDemand(c, "tv/*", "rtmp://o/$App/$steam") }, []string{`streams[1].origins[0]: unknown placeholder "$App"`}},
 		{"stall", func(c *Config) { c.Streams[0].StallTimeout = 0 }, []string{"streams[0].stall_timeout: must be > 0"}},
+		{"keyframe", func(c *Config) { c.Streams[0].KeyframeTimeout = Duration(time.Second) }, []string{"streams[0].keyframe_timeout: must be >= stall_timeout (got 1s < 2s)"}},
 		{"idle", func(c *Config) { c.Streams[0].IdleClose = 0 }, []string{"streams[0].idle_close: must be > 0"}},
 		{"stream start", func(c *Config) { c.Streams[0].StartTimeout = 0 }, []string{"streams[0].start_timeout: must be > 0"}},
 		{"sign without secret", func(c *Config) {

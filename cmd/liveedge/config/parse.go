@@ -51,7 +51,7 @@ func Load(path string) (*Config, error) {
 //     default;
 //   - a streams key replaces the default stream list entirely (an empty or
 //     null streams key leaves no entries), and each entry's omitted
-//     stall_timeout, idle_close, start_timeout, failback, sign_ttl and
+//     stall_timeout, keyframe_timeout, idle_close, start_timeout, failback, sign_ttl and
 //     probe_interval get the per-entry defaults (2s, 10s,
 //     hub.start_timeout, true, 1h, 5s); without a
 //     streams key the default live/demo entry is kept, with the file's
@@ -110,6 +110,9 @@ func Parse(data []byte) (*Config, error) {
 		s := &c.Streams[i]
 		if keys["stall_timeout"] == nil {
 			s.StallTimeout = DefaultStallTimeout
+		}
+		if keys["keyframe_timeout"] == nil {
+			s.KeyframeTimeout = DefaultKeyframeTimeout
 		}
 		if keys["idle_close"] == nil {
 			s.IdleClose = DefaultIdleClose

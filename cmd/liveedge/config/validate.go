@@ -396,6 +396,10 @@ func (c *Config) validateStreams(v *validator) {
 			}
 		}
 		v.positive(path+".stall_timeout", s.StallTimeout)
+		v.positive(path+".keyframe_timeout", s.KeyframeTimeout)
+		if s.KeyframeTimeout > 0 && s.KeyframeTimeout < s.StallTimeout {
+			v.add(path+".keyframe_timeout", "must be >= stall_timeout (got %s < %s)", s.KeyframeTimeout, s.StallTimeout)
+		}
 		v.positive(path+".idle_close", s.IdleClose)
 		v.positive(path+".start_timeout", s.StartTimeout)
 		v.positive(path+".sign_ttl", s.SignTTL)

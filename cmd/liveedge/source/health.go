@@ -1,6 +1,7 @@
 package source
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"sort"
@@ -40,6 +41,8 @@ type prober struct {
 	timeout  time.Duration
 	log      *slog.Logger
 
+	first chan struct{} // closed when the first probe finished
+
 	mu    sync.Mutex
 	state OriginHealth
 }
@@ -75,7 +78,7 @@ func (m *Manager) startProbes() {
 			if timeout <= 0 {
 				timeout = rtmp.DefaultConnectTimeout
 			}
-			pr := &prober{key: k, entry: e, dialer: k.egress.dialer(m.p.Dialer),
+			pr := &prober{key: k, entry: e, dialer: k.egress.dialer(m.p.Dialer), first: make(chan struct{}),
 				interval: e.ProbeInterval.Std(), timeout: timeout,
 				log: m.log.With("origin", rtmp.RedactURL(o))}
 			pr.state = OriginHealth{Origin: rtmp.RedactURL(o), Since: time.Now()}
@@ -93,8 +96,11 @@ func (m *Manager) startProbes() {
 }
 
 func (pr *prober) run(m *Manager) {
-	for {
+	for i := 0; ; i++ {
 		pr.probe(m)
+		if i == 0 {
+			close(pr.first)
+		}
 		if !sleep(m.ctx, jitter(pr.interval)) {
 			return
 		}
@@ -148,6 +154,32 @@ func (m *Manager) down(rawURL string, g egress) bool {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	return pr.state.Known && !pr.state.Up
+}
+
+// awaitProbes waits, until deadline, for the first background probe of
+// the origins in list order up to the first one found up: a pull that
+// starts with the manager then starts on a healthy origin rather than
+// trying one the probes are about to find down. Origins that are not
+// probed are not waited for.
+func (m *Manager) awaitProbes(ctx context.Context, urls []string, g egress, deadline time.Time) {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	for _, u := range urls {
+		pr := m.probers[healthKey{url: u, egress: g}]
+		if pr == nil {
+			return
+		}
+		select {
+		case <-pr.first:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+		if !m.down(u, g) {
+			return
+		}
+	}
 }
 
 // Health returns the state of every origin probed in the background,

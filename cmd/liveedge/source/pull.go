@@ -89,6 +89,11 @@ func (pl *pull) session() error {
 	}
 
 	n := len(pl.urls)
+	timeout := m.p.ConnectTimeout
+	if timeout <= 0 {
+		timeout = rtmp.DefaultConnectTimeout
+	}
+	m.awaitProbes(ctx, pl.urls, pl.egress, time.Now().Add(timeout))
 	idx, failed, first := pl.firstHealthy(), 0, true
 	if idx > 0 {
 		pl.log.Info("starting on a backup: the probes found the origins before it down",
@@ -298,10 +303,11 @@ func (pl *pull) dial(ctx context.Context, origin string) (*rtmp.PullConn, error)
 
 func (pl *pull) options(onMedia func()) rtmp.PullOptions {
 	return rtmp.PullOptions{
-		StallTimeout:   pl.entry.StallTimeout.Std(),
-		ConnectTimeout: pl.m.p.ConnectTimeout,
-		Dialer:         pl.dialer,
-		OnMedia:        onMedia,
+		StallTimeout:    pl.entry.StallTimeout.Std(),
+		KeyframeTimeout: pl.entry.KeyframeTimeout.Std(),
+		ConnectTimeout:  pl.m.p.ConnectTimeout,
+		Dialer:          pl.dialer,
+		OnMedia:         onMedia,
 	}
 }
 
@@ -314,9 +320,13 @@ func (pl *pull) feed(ctx context.Context, conn *rtmp.PullConn, p *hub.Producer, 
 	return err
 }
 
-// probePrimary checks the primary every probe interval; once it plays,
-// it hands the connection over and ends the current attempt.
+// probePrimary checks the primary every probe interval, skipping the
+// checks while the background probes (when they watch the primary) find
+// it down. Once it plays, the connection is read up to its first
+// keyframe while the backup keeps feeding the stream, then handed over
+// and the current attempt ends: the switch happens on a keyframe.
 func (pl *pull) probePrimary(ctx context.Context, stop context.CancelFunc, handoff chan<- *rtmp.PullConn) {
+	primary := pl.urls[0]
 	t := time.NewTicker(pl.m.p.ProbeInterval)
 	defer t.Stop()
 	for {
@@ -325,12 +335,20 @@ func (pl *pull) probePrimary(ctx context.Context, stop context.CancelFunc, hando
 			return
 		case <-t.C:
 		}
-		conn, err := pl.dial(ctx, pl.urls[0])
-		if err != nil {
-			pl.log.Debug("primary probe failed", "origin", rtmp.RedactURL(pl.urls[0]), "err", err)
+		if pl.m.down(primary, pl.egress) {
 			continue
 		}
-		pl.log.Info("primary healthy again", "origin", rtmp.RedactURL(pl.urls[0]), "rtt", conn.RTT().Round(time.Millisecond))
+		conn, err := pl.dial(ctx, primary)
+		if err == nil {
+			if err = conn.Preroll(ctx); err != nil {
+				conn.Close()
+			}
+		}
+		if err != nil {
+			pl.log.Debug("primary probe failed", "origin", rtmp.RedactURL(primary), "err", err)
+			continue
+		}
+		pl.log.Info("primary healthy again", "origin", rtmp.RedactURL(primary), "rtt", conn.RTT().Round(time.Millisecond))
 		handoff <- conn
 		stop()
 		return

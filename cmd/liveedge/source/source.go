@@ -256,6 +256,8 @@ func reason(err error) string {
 		return "bind"
 	case errors.Is(err, rtmp.ErrStalled):
 		return "stall"
+	case errors.Is(err, rtmp.ErrNoKeyframe):
+		return "no keyframe"
 	case errors.Is(err, rtmp.ErrOriginStatus):
 		return "status"
 	case errors.Is(err, rtmp.ErrOriginClosed):
