@@ -96,6 +96,9 @@ type Hub struct {
 	mu      sync.Mutex
 	streams map[string]*Stream
 	closed  bool
+
+	sess     sessions
+	counters counters
 }
 
 // New returns a hub.
@@ -136,6 +139,7 @@ func (h *Hub) Admit(r auth.Request, s Session) error {
 		return nil
 	}
 	if err := a.Check(r); err != nil {
+		h.counters.refused(err)
 		h.log.Warn("access refused", "stream", r.Stream, "action", r.Action.String(),
 			"proto", s.Protocol, "remote", s.Remote, "reason", err)
 		return ErrUnauthorized
@@ -219,12 +223,13 @@ func (h *Hub) Subscribe(ctx context.Context, name string, sess Session) (*Subscr
 	if !ValidName(name) {
 		return nil, fmt.Errorf("%w: %q", ErrInvalidName, name)
 	}
+	start := time.Now()
 	for {
 		s, err := h.getStream(name, true)
 		if err != nil {
 			return nil, err
 		}
-		sub, err := s.subscribe(ctx, sess)
+		sub, err := s.subscribe(ctx, sess, start)
 		if errors.Is(err, errStreamGone) {
 			continue
 		}

@@ -17,6 +17,7 @@ type Producer struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	id       uint64 // in the hub's session registry
 	sawKey   bool
 	accepted uint64 // units taken into the stream
 }
@@ -42,6 +43,7 @@ func (p *Producer) Accepted() uint64 {
 // Close detaches the producer. Viewers stay for the producer grace period.
 func (p *Producer) Close() {
 	p.cancel()
+	p.s.h.sess.remove(p.id)
 	p.s.detachProducer(p)
 }
 

@@ -67,6 +67,7 @@ func (s *Stream) attachProducer(sess Session) (*Producer, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Producer{s: s, sess: sess, ctx: ctx, cancel: cancel}
+	p.id = s.h.sess.add(SessionInfo{Stream: s.name, Protocol: sess.Protocol, Remote: sess.Remote, Publisher: true}, cancel)
 	s.producer = p
 	s.producers++
 	// The new producer's media starts a new GOP on a rebased timeline.
@@ -130,7 +131,7 @@ func (s *Stream) end() {
 	s.ring.Close()
 }
 
-func (s *Stream) subscribe(ctx context.Context, sess Session) (*Subscriber, error) {
+func (s *Stream) subscribe(ctx context.Context, sess Session, start time.Time) (*Subscriber, error) {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -168,11 +169,14 @@ func (s *Stream) subscribe(ctx context.Context, sess Session) (*Subscriber, erro
 		s.h.removeIfIdle(s)
 		return nil, err
 	}
-	sub := &Subscriber{s: s, sess: sess, joined: time.Now()}
+	sub := &Subscriber{s: s, sess: sess, joined: time.Now(), start: start}
 	sub.cursor, sub.waitKey = s.ring.Join()
 	sub.done = make(chan struct{})
 	s.subs[sub] = struct{}{}
 	s.mu.Unlock()
+	if !sess.Internal {
+		sub.id = s.h.sess.add(SessionInfo{Stream: s.name, Protocol: sess.Protocol, Remote: sess.Remote}, sub.Close)
+	}
 	return sub, nil
 }
 

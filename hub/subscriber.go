@@ -16,6 +16,9 @@ type Subscriber struct {
 	s      *Stream
 	sess   Session
 	joined time.Time
+	start  time.Time // when the viewer asked, for its time to first frame
+	id     uint64    // in the hub's session registry; 0 for internal ones
+	first  bool      // the first units were returned
 
 	cursor      uint64
 	waitKey     bool
@@ -49,6 +52,9 @@ func (sub *Subscriber) Skips() uint64 { return sub.skips.Load() }
 func (sub *Subscriber) Close() {
 	sub.closeOnce.Do(func() {
 		close(sub.done)
+		if sub.id != 0 {
+			sub.s.h.sess.remove(sub.id)
+		}
 		sub.s.unsubscribe(sub)
 	})
 }
@@ -82,6 +88,11 @@ func (sub *Subscriber) Next(ctx context.Context, dst []*Unit) ([]*Unit, error) {
 func (sub *Subscriber) next(ctx context.Context, dst []*Unit) ([]*Unit, error) {
 	ring := sub.s.ring
 	for {
+		select {
+		case <-sub.done: // closed (kicked) while not waiting
+			return nil, ErrStreamEnded
+		default:
+		}
 		units, next, wait, err := ring.Fetch(sub.cursor, dst)
 		switch {
 		case errors.Is(err, cache.ErrLagged):
@@ -89,13 +100,16 @@ func (sub *Subscriber) next(ctx context.Context, dst []*Unit) ([]*Unit, error) {
 			if sub.behindSince.IsZero() {
 				sub.behindSince = now
 			} else if now.Sub(sub.behindSince) > sub.s.h.p.SlowViewerTimeout {
+				sub.s.h.counters.slow.Add(1)
 				return nil, ErrSlowViewer
 			}
 			c, wk := ring.Resync()
 			if c > sub.cursor {
 				sub.dropped.Add(c - sub.cursor)
+				sub.s.h.counters.dropped.Add(c - sub.cursor)
 			}
 			sub.skips.Add(1)
+			sub.s.h.counters.skips.Add(1)
 			sub.cursor, sub.waitKey = c, wk
 			continue
 		case errors.Is(err, cache.ErrClosed):
@@ -126,6 +140,12 @@ func (sub *Subscriber) next(ctx context.Context, dst []*Unit) ([]*Unit, error) {
 			}
 			sub.waitKey = false
 			units = units[i:]
+		}
+		if !sub.first && len(units) > 0 {
+			sub.first = true
+			if !sub.sess.Internal {
+				sub.s.h.ObserveFirstFrame(sub.sess.Protocol, time.Since(sub.start))
+			}
 		}
 		return units, nil
 	}
