@@ -374,45 +374,63 @@ func (c *Config) validateStreams(v *validator) {
 				}
 			}
 		}
-		v.oneOf(path+".mode", s.Mode, ModeOnDemand, ModeStatic, ModePublish)
-		switch s.Mode {
-		case ModeStatic:
-			if matchOK && (s.Match == "*" || strings.HasSuffix(s.Match, "/*")) {
-				v.add(path+".match", "%q is a pattern, but mode static needs one \"app/stream\" name", s.Match)
-			}
-			fallthrough
-		case ModeOnDemand:
-			if len(s.Origins) == 0 {
-				v.add(path+".origins", "required for mode %s", s.Mode)
-			}
-		case ModePublish:
-			if len(s.Origins) != 0 {
-				v.add(path+".origins", "not used by mode publish (remove them or use on_demand or static)")
-			}
+		c.validateEntry(v, path, s, matchOK)
+	}
+}
+
+// ValidateStream checks one stream entry outside a file (one added at run
+// time): errors name the field under path, as Validate's do.
+func (c *Config) ValidateStream(path string, s *Stream) error {
+	v := &validator{}
+	matchOK := true
+	if msg := checkMatch(s.Match); msg != "" {
+		v.add(path+".match", "%q %s", s.Match, msg)
+		matchOK = false
+	}
+	c.validateEntry(v, path, s, matchOK)
+	return errors.Join(v.errs...)
+}
+
+// validateEntry checks an entry's fields other than its match.
+func (c *Config) validateEntry(v *validator, path string, s *Stream, matchOK bool) {
+	v.oneOf(path+".mode", s.Mode, ModeOnDemand, ModeStatic, ModePublish)
+	switch s.Mode {
+	case ModeStatic:
+		if matchOK && (s.Match == "*" || strings.HasSuffix(s.Match, "/*")) {
+			v.add(path+".match", "%q is a pattern, but mode static needs one \"app/stream\" name", s.Match)
 		}
-		for j, o := range s.Origins {
-			if msg := checkOrigin(o); msg != "" {
-				v.add(fmt.Sprintf("%s.origins[%d]", path, j), "%s", msg)
-			}
+		fallthrough
+	case ModeOnDemand:
+		if len(s.Origins) == 0 {
+			v.add(path+".origins", "required for mode %s", s.Mode)
 		}
-		v.positive(path+".stall_timeout", s.StallTimeout)
-		v.positive(path+".keyframe_timeout", s.KeyframeTimeout)
-		if s.KeyframeTimeout > 0 && s.KeyframeTimeout < s.StallTimeout {
-			v.add(path+".keyframe_timeout", "must be >= stall_timeout (got %s < %s)", s.KeyframeTimeout, s.StallTimeout)
+	case ModePublish:
+		if len(s.Origins) != 0 {
+			v.add(path+".origins", "not used by mode publish (remove them or use on_demand or static)")
 		}
-		v.positive(path+".idle_close", s.IdleClose)
-		v.positive(path+".start_timeout", s.StartTimeout)
-		v.positive(path+".sign_ttl", s.SignTTL)
-		if s.ProbeInterval < 0 {
-			v.add(path+".probe_interval", "must be >= 0 (got %s; 0 turns the probes off)", s.ProbeInterval)
+	}
+	for j, o := range s.Origins {
+		if msg := checkOrigin(o); msg != "" {
+			v.add(fmt.Sprintf("%s.origins[%d]", path, j), "%s", msg)
 		}
-		validateEgress(v, path, s)
-		if s.Sign {
-			c.validateSign(v, path, s)
-		}
-		if s.OfflineSlate != "" && strings.TrimSpace(s.OfflineSlate) == "" {
-			v.add(path+".offline_slate", "is blank (want \"\", %q or a clip path)", DemoOrigin)
-		}
+	}
+	v.positive(path+".stall_timeout", s.StallTimeout)
+	v.positive(path+".keyframe_timeout", s.KeyframeTimeout)
+	if s.KeyframeTimeout > 0 && s.KeyframeTimeout < s.StallTimeout {
+		v.add(path+".keyframe_timeout", "must be >= stall_timeout (got %s < %s)", s.KeyframeTimeout, s.StallTimeout)
+	}
+	v.positive(path+".idle_close", s.IdleClose)
+	v.positive(path+".start_timeout", s.StartTimeout)
+	v.positive(path+".sign_ttl", s.SignTTL)
+	if s.ProbeInterval < 0 {
+		v.add(path+".probe_interval", "must be >= 0 (got %s; 0 turns the probes off)", s.ProbeInterval)
+	}
+	validateEgress(v, path, s)
+	if s.Sign {
+		c.validateSign(v, path, s)
+	}
+	if s.OfflineSlate != "" && strings.TrimSpace(s.OfflineSlate) == "" {
+		v.add(path+".offline_slate", "is blank (want \"\", %q or a clip path)", DemoOrigin)
 	}
 }
 

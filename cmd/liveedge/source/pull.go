@@ -19,6 +19,9 @@ import (
 // forever), each holding one hub producer across origin switches.
 type pull struct {
 	m      *Manager
+	ctx    context.Context // ends with the manager, or when the pull is removed
+	cancel context.CancelFunc
+	done   chan struct{} // closed when run returned and the pull left the manager
 	name   string
 	entry  *config.Stream
 	static bool
@@ -40,14 +43,14 @@ func (pl *pull) run() {
 	backoff := m.p.BackoffMin
 	for {
 		err := pl.session()
-		if m.ctx.Err() != nil || !pl.static {
+		if pl.ctx.Err() != nil || !pl.static {
 			pl.logEnd(err)
 			return
 		}
 		d := jitter(backoff)
 		backoff = min(2*backoff, m.p.BackoffMax)
 		pl.log.Warn("static pull session ended, restarting", "err", err, "retry_in", d.Round(time.Millisecond))
-		if !sleep(m.ctx, d) {
+		if !sleep(pl.ctx, d) {
 			pl.logEnd(nil)
 			return
 		}
@@ -76,7 +79,7 @@ func (pl *pull) session() error {
 		return fmt.Errorf("publish: %w", err)
 	}
 	defer p.Close()
-	ctx, cancel := context.WithCancelCause(m.ctx)
+	ctx, cancel := context.WithCancelCause(pl.ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
 	defer wg.Wait()

@@ -51,6 +51,9 @@ type Params struct {
 	// Dialer opens origin connections; nil means a net.Dialer with TCP
 	// keepalive.
 	Dialer *net.Dialer
+	// StateFile, if set, keeps the proxies added at run time (JSON),
+	// restored by Start.
+	StateFile string
 }
 
 // Stats are the counters of one stream's pull.
@@ -80,11 +83,12 @@ type Manager struct {
 	probers   map[healthKey]*prober
 	probeOnce sync.Once
 
-	mu     sync.Mutex
-	hub    *hub.Hub
-	pulls  map[string]*pull
-	closed bool
-	clip   *demo.Clip
+	mu      sync.Mutex
+	hub     *hub.Hub
+	pulls   map[string]*pull
+	proxies map[string]*config.Stream // added at run time, by stream name
+	closed  bool
+	clip    *demo.Clip
 }
 
 // New returns a manager; Start begins its work.
@@ -113,7 +117,7 @@ func New(p Params) (*Manager, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{p: p, log: p.Logger, alg: alg, ctx: ctx, cancel: cancel, pulls: map[string]*pull{},
-		probers: map[healthKey]*prober{}}, nil
+		probers: map[healthKey]*prober{}, proxies: map[string]*config.Stream{}}, nil
 }
 
 // Start attaches the manager to the hub, starts the background health
@@ -134,13 +138,14 @@ func (m *Manager) Start(h *hub.Hub) error {
 		}
 		m.start(e.Match, e)
 	}
+	m.restoreProxies()
 	return nil
 }
 
 // Want starts the on-demand pull of name unless it runs already or no
 // on_demand entry matches. It does not block.
 func (m *Manager) Want(name string) {
-	e, ok := m.p.Config.MatchStream(name)
+	e, ok := m.match(name)
 	if !ok || e.Mode != config.ModeOnDemand {
 		return
 	}
@@ -156,6 +161,8 @@ func (m *Manager) start(name string, e *config.Stream) {
 	}
 	pl := &pull{m: m, name: name, entry: e, static: e.Mode == config.ModeStatic,
 		urls: e.OriginURLs(name), egress: egressOf(e), log: m.log.With("stream", name)}
+	pl.ctx, pl.cancel = context.WithCancel(m.ctx)
+	pl.done = make(chan struct{})
 	pl.dialer = pl.egress.dialer(m.p.Dialer)
 	pl.stats.Since = time.Now()
 	m.pulls[name] = pl
@@ -163,12 +170,14 @@ func (m *Manager) start(name string, e *config.Stream) {
 	go func() {
 		defer m.wg.Done()
 		pl.run()
+		pl.cancel()
 		m.mu.Lock()
 		if m.pulls[name] == pl {
 			delete(m.pulls, name)
 		}
 		closed := m.closed
 		m.mu.Unlock()
+		close(pl.done)
 		// A viewer may have arrived while the pull was closing.
 		if !closed && !pl.static {
 			if in, ok := m.hub.Stream(name); ok && (viewers(in) > 0) {
