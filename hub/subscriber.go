@@ -59,6 +59,11 @@ func (sub *Subscriber) Close() {
 	})
 }
 
+// Done is closed once the viewer is closed: by its owner, or kicked
+// through the hub. An output that serves the viewer without reading this
+// subscription watches it to end the viewer.
+func (sub *Subscriber) Done() <-chan struct{} { return sub.done }
+
 // Position returns the viewer's cursor: the sequence number of the next
 // unit it will get.
 func (sub *Subscriber) Position() uint64 { return sub.cursor }

@@ -168,6 +168,15 @@ func (p *peer) start() bool {
 	p.wg.Add(1)
 	go p.run()
 	p.wg.Add(1)
+	go func() { // kicked through the hub
+		defer p.wg.Done()
+		select {
+		case <-p.pres.Done():
+			p.srv.removeAsync(p, "session closed", false)
+		case <-p.ctx.Done():
+		}
+	}()
+	p.wg.Add(1)
 	go p.readRTCP(p.vs, true)
 	if p.as != nil {
 		p.wg.Add(1)
@@ -326,6 +335,7 @@ func (p *peer) run() {
 	cur, waitKey := ring.Join()
 	burstEnd := ring.Head()
 	var lastResend time.Time
+	firstSent := false
 	buf := make([]*frame, 0, 64)
 	for {
 		select {
@@ -382,6 +392,10 @@ func (p *peer) run() {
 					ts = vclock.next(f.ts, vbase)
 				}
 				n, err = vs.write(f.payloads, ts, true)
+				if !firstSent && err == nil {
+					firstSent = true
+					p.srv.p.Hub.ObserveFirstFrame("webrtc", time.Since(p.created))
+				}
 			} else {
 				if burst || p.audio == nil {
 					continue

@@ -303,3 +303,31 @@ func TestServerCloseEndsPeers(t *testing.T) {
 		t.Fatal("offer after close succeeded")
 	}
 }
+
+// TestKickedPeerRemoved: a peer is a hub session; kicking it through the
+// hub removes the peer, and its time to first frame was recorded.
+func TestKickedPeerRemoved(t *testing.T) {
+	s, h := testServer(t, nil)
+	c, _ := play(t, s, "live/demo")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.WaitFrames(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	var id uint64
+	for _, ss := range h.Sessions() {
+		if ss.Protocol == "webrtc" && ss.Stream == "live/demo" {
+			id = ss.ID
+		}
+	}
+	if id == 0 {
+		t.Fatalf("no webrtc session in %+v", h.Sessions())
+	}
+	if n := h.Counters().TTFF["webrtc"].Count; n != 1 {
+		t.Fatalf("webrtc TTFF observations: %d", n)
+	}
+	if err := h.Kick(id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "kicked peer removed", 5*time.Second, func() bool { return s.Peers("") == 0 })
+}
