@@ -139,6 +139,8 @@ func (s *Server) writeLoop(ctx context.Context, nc net.Conn, sub *hub.Subscriber
 			case <-wait:
 			case <-ctx.Done():
 				return ctx.Err()
+			case <-sub.Done(): // kicked
+				return hub.ErrStreamEnded
 			}
 			continue
 		case !joined:
@@ -153,6 +155,11 @@ func (s *Server) writeLoop(ctx context.Context, nc net.Conn, sub *hub.Subscriber
 				<-p.handoff // handed back meanwhile; nothing more to write
 			}
 			return ctx.Err()
+		case <-sub.Done(): // kicked
+			if !sh.leave(p) {
+				<-p.handoff
+			}
+			return hub.ErrStreamEnded
 		}
 		s.handoffs.Add(1)
 		if h.werr != nil {

@@ -3,6 +3,7 @@ package rtmp
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -258,4 +259,39 @@ func waitViewers(t *testing.T, h *hub.Hub, name string, n int) {
 	}
 	in, _ := h.Stream(name)
 	t.Fatalf("viewers of %s = %v, want %d", name, in.Viewers, n)
+}
+
+// TestKickedPlayerDisconnected: a player kicked through the hub (on the
+// shared fast path, waiting for media) is disconnected.
+func TestKickedPlayerDisconnected(t *testing.T) {
+	e := newTestEnv(t, Params{}, hub.Params{GOP: cache.Limits{MaxFrames: 2048}})
+	p, err := e.hub.Publish("live/k", hub.Session{Protocol: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	feed(t, p, 1)
+	c := dialPlayer(t, e.url("live/k"), 0)
+	waitViewers(t, e.hub, "live/k", 1)
+	var id uint64
+	for _, s := range e.hub.Sessions() {
+		if s.Protocol == "rtmp" && !s.Publisher {
+			id = s.ID
+		}
+	}
+	if id == 0 {
+		t.Fatalf("no rtmp player in %+v", e.hub.Sessions())
+	}
+	nc := c.NetConn()
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(nc, make([]byte, 1000)); err != nil { // it plays
+		t.Fatal(err)
+	}
+	if err := e.hub.Kick(id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, nc); err != nil {
+		t.Fatalf("connection not closed by the server: %v", err)
+	}
+	waitViewers(t, e.hub, "live/k", 0)
 }
