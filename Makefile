@@ -5,8 +5,9 @@ FAILOVER_FLAGS ?=
 
 BIN := bin
 
-# Third-party JavaScript of the player pages (npm, pinned; see static/vendor/README.md).
-HLSJS_VERSION := 1.7.4
+# Third-party JavaScript of the player pages (hls.js, mpegts.js): pinned in
+# static/package.json and static/package-lock.json (versions and integrity
+# hashes), installed with npm ci; see static/vendor/README.md.
 VENDOR := static/vendor
 NPM ?= npm
 
@@ -19,23 +20,26 @@ build: vendor
 	$(GO) build -o $(BIN)/liveedge ./cmd/liveedge
 	$(GO) build -o $(BIN)/liveedge-bench ./cmd/liveedge-bench
 
-# hls.js for the player's LL-HLS fallback, from npm at HLSJS_VERSION, copied
-# into static/vendor/ (git-ignored) before go:embed picks it up. It never
-# fails the build: without npm or the registry, the page offers WebRTC only
-# (and native HLS on Safari).
+# The player pages' JavaScript, from npm as static/package-lock.json pins it
+# (npm ci), copied into static/vendor/ (git-ignored) before go:embed picks it
+# up. It never fails the build: without npm or the registry, the page offers
+# WebRTC only (and native HLS on Safari).
 vendor:
-	@if [ "$$(cat $(VENDOR)/hls.js.version 2>/dev/null)" = "$(HLSJS_VERSION)" ] && [ -s $(VENDOR)/hls.min.js ]; then \
+	@lock=$$(sha256sum static/package-lock.json | cut -d' ' -f1); \
+	if [ "$$(cat $(VENDOR)/lock.sha256 2>/dev/null)" = "$$lock" ] && [ -s $(VENDOR)/hls.min.js ] && [ -s $(VENDOR)/mpegts.js ]; then \
 		exit 0; \
 	fi; \
 	tmp=$$(mktemp -d); \
-	if $(NPM) install --no-save --no-audit --no-fund --ignore-scripts --fetch-retries=1 --fetch-timeout=20000 \
-			--prefix "$$tmp" hls.js@$(HLSJS_VERSION) >"$$tmp/npm.log" 2>&1 && \
-		cp "$$tmp/node_modules/hls.js/dist/hls.min.js" $(VENDOR)/hls.min.js; then \
-		echo "$(HLSJS_VERSION)" > $(VENDOR)/hls.js.version; \
-		echo "vendor: hls.js $(HLSJS_VERSION) installed into $(VENDOR)/"; \
+	cp static/package.json static/package-lock.json "$$tmp/"; \
+	if (cd "$$tmp" && $(NPM) ci --ignore-scripts --no-audit --no-fund --fetch-retries=1 --fetch-timeout=20000 >npm.log 2>&1) && \
+		cp "$$tmp/node_modules/hls.js/dist/hls.min.js" $(VENDOR)/hls.min.js && \
+		cp "$$tmp/node_modules/mpegts.js/dist/mpegts.js" $(VENDOR)/mpegts.js; then \
+		echo "$$lock" > $(VENDOR)/lock.sha256; \
+		rm -f $(VENDOR)/hls.js.version; \
+		echo "vendor: hls.js and mpegts.js installed into $(VENDOR)/ (static/package-lock.json)"; \
 	else \
-		rm -f $(VENDOR)/hls.min.js $(VENDOR)/hls.js.version; \
-		echo "vendor: WARNING: could not install hls.js $(HLSJS_VERSION) from npm; the player page offers WebRTC only"; \
+		rm -f $(VENDOR)/hls.min.js $(VENDOR)/mpegts.js $(VENDOR)/lock.sha256; \
+		echo "vendor: WARNING: could not install the player's JavaScript from npm; the player page offers WebRTC only"; \
 		tail -n 3 "$$tmp/npm.log" 2>/dev/null || true; \
 	fi; \
 	rm -rf "$$tmp"

@@ -1,13 +1,14 @@
 // Package static serves the player pages, embedded in the binary: the
 // stream list at "/", a player at "/<app>/<stream>/" (WHEP by default,
-// LL-HLS as the fallback) and the third-party scripts it loads from
-// "/static/vendor/<file>".
+// LL-HLS and HTTP-FLV as alternatives) and the third-party scripts it
+// loads from "/static/vendor/<file>".
 //
 // The vendor folder holds a committed README and whatever `make vendor`
-// installed from npm (hls.js at a pinned version; git-ignored). It is
-// embedded as it is at build time, so the package always compiles, and
-// the player offers LL-HLS through hls.js only when hls.min.js was there
-// (Safari plays HLS natively either way).
+// installed from npm (hls.js and mpegts.js, pinned by package-lock.json;
+// git-ignored). It is embedded as it is at build time, so the package
+// always compiles; the player offers LL-HLS through hls.js only when
+// hls.min.js was there (Safari plays HLS natively either way), and
+// HTTP-FLV only when mpegts.js was.
 package static
 
 import (
@@ -41,6 +42,12 @@ func HasHLSJS() bool {
 	return err == nil
 }
 
+// HasMPEGTS reports whether mpegts.js was embedded.
+func HasMPEGTS() bool {
+	_, err := fs.Stat(vendor, "vendor/mpegts.js")
+	return err == nil
+}
+
 // Params configure a Handler.
 type Params struct {
 	Hub    *hub.Hub
@@ -49,9 +56,10 @@ type Params struct {
 
 // Handler serves the pages.
 type Handler struct {
-	p     Params
-	hlsjs bool
-	start time.Time
+	p      Params
+	hlsjs  bool
+	mpegts bool
+	start  time.Time
 }
 
 // New returns a Handler.
@@ -59,7 +67,7 @@ func New(p Params) *Handler {
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
-	return &Handler{p: p, hlsjs: HasHLSJS(), start: time.Now()}
+	return &Handler{p: p, hlsjs: HasHLSJS(), mpegts: HasMPEGTS(), start: time.Now()}
 }
 
 // page is a parsed page path.
@@ -123,7 +131,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case pg.vendor != "":
 		f, err := fs.ReadFile(vendor, "vendor/"+pg.vendor)
-		if err != nil || pg.vendor == "README.md" {
+		if err != nil || !strings.HasSuffix(pg.vendor, ".js") { // scripts only, not the README or the stamp
 			http.NotFound(w, r)
 			return
 		}
@@ -149,7 +157,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		h.render(w, "index.html", map[string]any{"Streams": rows})
 	default:
-		h.render(w, "player.html", map[string]any{"Stream": pg.stream, "HLSJS": h.hlsjs})
+		h.render(w, "player.html", map[string]any{"Stream": pg.stream, "HLSJS": h.hlsjs, "MPEGTS": h.mpegts})
 	}
 }
 

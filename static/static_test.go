@@ -82,6 +82,9 @@ func TestPages(t *testing.T) {
 	if HasHLSJS() != strings.Contains(body, "/static/vendor/hls.min.js") {
 		t.Fatalf("hls.js embedded %v, page:\n%s", HasHLSJS(), body)
 	}
+	if HasMPEGTS() != strings.Contains(body, "/static/vendor/mpegts.js") {
+		t.Fatalf("mpegts.js embedded %v, page:\n%s", HasMPEGTS(), body)
+	}
 	// Names are escaped in HTML and in the script.
 	_, _, body = get(t, h, "GET", "/live/%3Cb%3E%22x/")
 	if strings.Contains(body, "<b>") || !strings.Contains(body, `\u003cb\u003e\"x`) {
@@ -91,8 +94,10 @@ func TestPages(t *testing.T) {
 	if code, _, _ := get(t, h, "POST", "/"); code != http.StatusMethodNotAllowed {
 		t.Fatalf("POST: %d", code)
 	}
-	if code, _, _ := get(t, h, "GET", "/static/vendor/README.md"); code != 404 {
-		t.Fatalf("README: %d", code)
+	for _, f := range []string{"README.md", "lock.sha256"} {
+		if code, _, _ := get(t, h, "GET", "/static/vendor/"+f); code != 404 {
+			t.Fatalf("%s: %d", f, code)
+		}
 	}
 	if code, _, _ := get(t, h, "GET", "/live/demo"); code != 404 {
 		t.Fatalf("no slash: %d", code)

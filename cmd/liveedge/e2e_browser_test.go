@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/liveedge/liveedge/static"
 )
 
 // chromiumPath finds Chromium (Debian's package installs /usr/bin/chromium).
@@ -221,4 +223,51 @@ func waitRemoved(t *testing.T, s *server, n int) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestBrowserPlayerFLV: the player page's HTTP-FLV button plays the demo
+// through mpegts.js in Chromium.
+func TestBrowserPlayerFLV(t *testing.T) {
+	ctx := browser(t)
+	if !static.HasMPEGTS() {
+		requireTools(t, "static/vendor/mpegts.js (make vendor)")
+	}
+	s := startServer(t, webrtcConfig(t))
+	base := "http://" + s.httpAddr(t)
+	s.waitLog(t, `msg="origin up" stream=live/demo`, 10*time.Second)
+	defer screenshot(t, ctx)
+
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(tctx, chromedp.Navigate(base+"/live/demo/")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(tctx, chromedp.Evaluate[bool](`document.getElementById("flv").click(), true`)); err != nil {
+		t.Fatal(err)
+	}
+	var st playerState
+	for {
+		cur, err := chromedp.Run(tctx, chromedp.Evaluate[playerState](playerStateJS))
+		if err != nil {
+			t.Fatalf("page state: %v (last %+v)", err, st)
+		}
+		st = cur
+		if st.Error != "" {
+			t.Fatalf("player error: %s", st.Error)
+		}
+		if st.Protocol == "HTTP-FLV" && st.Width == 640 && st.Height == 360 && st.Time > 0 && st.TTFF != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t0, started := st.Time, time.Now()
+	time.Sleep(1500 * time.Millisecond)
+	st, err := chromedp.Run(tctx, chromedp.Evaluate[playerState](playerStateJS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if adv := st.Time - t0; adv < 0.8 {
+		t.Fatalf("currentTime advanced %.2fs in %v", adv, time.Since(started))
+	}
+	t.Logf("Chromium HTTP-FLV (mpegts.js): %dx%d, time to first frame %d ms", st.Width, st.Height, *st.TTFF)
 }
