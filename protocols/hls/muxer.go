@@ -50,6 +50,7 @@ type streamMuxer struct {
 
 	mu      sync.Mutex
 	mx      *gohlslib.Muxer
+	mxDir   string // mx's directory under Params.Dir, "" in memory
 	vari    Variant
 	closed  bool
 	viewers map[netip.Addr]time.Time
@@ -172,10 +173,11 @@ func (m *streamMuxer) run() {
 	err := m.feed()
 	m.close()
 	m.mu.Lock()
-	mx := m.mx
+	mx, dir := m.mx, m.mxDir
 	m.mu.Unlock()
 	if mx != nil {
 		mx.Close()
+		m.s.removeDir(dir)
 	}
 	switch {
 	case err == nil || errors.Is(err, context.Canceled):
@@ -293,12 +295,14 @@ func (m *streamMuxer) restart(t *hub.Tracks) error {
 		m.log.Warn("MPEG-TS HLS carries H.264 and AAC only; using fMP4 segments")
 		vari = FMP4
 	}
+	dir := m.s.muxerDir(m.name)
 	mx := &gohlslib.Muxer{
 		Variant:            muxerVariant(vari),
 		SegmentCount:       m.set.SegmentCount,
 		SegmentMinDuration: m.set.SegmentDuration,
 		PartMinDuration:    m.set.PartDuration,
 		OnEncodeError:      m.encodeError,
+		Directory:          dir,
 	}
 	for _, tr := range []*gohlslib.Track{video, audio} {
 		if tr != nil {
@@ -306,22 +310,26 @@ func (m *streamMuxer) restart(t *hub.Tracks) error {
 		}
 	}
 	if len(mx.Tracks) == 0 {
+		m.s.removeDir(dir)
 		return fmt.Errorf("hls: %w", hub.ErrNoTracks)
 	}
 	if err := mx.Start(); err != nil {
+		m.s.removeDir(dir)
 		return fmt.Errorf("hls: %w", err)
 	}
 	m.mu.Lock()
-	old, closed := m.mx, m.closed
+	old, oldDir, closed := m.mx, m.mxDir, m.closed
 	if !closed {
-		m.mx, m.vari = mx, vari
+		m.mx, m.mxDir, m.vari = mx, dir, vari
 	}
 	m.mu.Unlock()
 	if old != nil {
 		old.Close()
+		m.s.removeDir(oldDir)
 	}
 	if closed {
 		mx.Close()
+		m.s.removeDir(dir)
 		return hub.ErrStreamEnded
 	}
 	m.video, m.audio = video, audio

@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/liveedge/liveedge/hub"
@@ -126,6 +127,16 @@ type Params struct {
 	// ExpiresParam and TokenParam are the auth query parameters carried
 	// onto the URIs in playlists (default "expires" and "token").
 	ExpiresParam, TokenParam string
+	// Dir, if set, keeps segments and parts in files under this directory
+	// (a tmpfs mount, say) rather than in memory: one sub-directory per
+	// muxer ("liveedge-<app>~<stream>-<n>"), removed with the muxer; those
+	// left by an earlier run are removed at start. A directory that cannot
+	// be created is logged and the muxer keeps its segments in memory.
+	Dir string
+	// AlwaysOn names streams ("app/stream") whose muxer runs from the
+	// start and is never closed for idleness: the first viewer finds
+	// segments ready. A stream that is not there yet is retried.
+	AlwaysOn []string
 }
 
 // Server is the HLS handler. It implements http.Handler for the paths
@@ -137,6 +148,9 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	alwaysOn map[string]bool // read-only after New
+	dirSeq   atomic.Uint64   // numbers the muxers' directories
 
 	mu      sync.Mutex
 	streams map[string]*streamMuxer
@@ -168,10 +182,22 @@ func New(p Params) *Server {
 	p.Apps = apps
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{p: p, log: p.Logger.With("proto", "hls"), ctx: ctx, cancel: cancel,
-		streams: map[string]*streamMuxer{}}
+		streams: map[string]*streamMuxer{}, alwaysOn: map[string]bool{}}
+	for _, name := range p.AlwaysOn {
+		s.alwaysOn[name] = true
+	}
+	s.cleanDir()
+	s.startAlwaysOn()
 	s.wg.Add(1)
 	go s.janitor()
 	return s
+}
+
+// startAlwaysOn creates the always-on muxers that do not run.
+func (s *Server) startAlwaysOn() {
+	for _, name := range s.p.AlwaysOn {
+		s.muxerFor(name, true) //nolint:errcheck // only fails once closed
+	}
 }
 
 // Close closes every muxer (requests waiting on one return) and waits for
@@ -224,7 +250,7 @@ func (s *Server) janitor() {
 			s.mu.Lock()
 			var idle []*streamMuxer
 			for _, m := range s.streams {
-				if m.idle(now) {
+				if !s.alwaysOn[m.name] && m.idle(now) {
 					idle = append(idle, m)
 				}
 				m.pruneViewers(now)
@@ -234,6 +260,7 @@ func (s *Server) janitor() {
 				s.log.Info("muxer idle, closing", "stream", m.name)
 				m.close()
 			}
+			s.startAlwaysOn() // those whose stream was not there, or ended
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"unicode"
 )
@@ -30,6 +31,12 @@ type HLSConfig struct {
 	// AllowOrigin is the Access-Control-Allow-Origin header ("" sends no
 	// CORS headers).
 	AllowOrigin string `yaml:"allow_origin" json:"allow_origin"`
+	// Dir, if set, keeps segments and parts in files under this directory
+	// (a tmpfs mount, say) instead of memory.
+	Dir string `yaml:"dir" json:"dir"`
+	// AlwaysOn names streams ("app/stream") whose muxer runs from start-up
+	// and is never closed for idleness.
+	AlwaysOn []string `yaml:"always_on,omitempty" json:"always_on,omitempty"`
 	// Apps holds per-app overrides of the muxer settings.
 	Apps map[string]HLSApp `yaml:"apps,omitempty" json:"apps,omitempty"`
 }
@@ -94,6 +101,7 @@ func (h HLSConfig) For(app string) HLSMuxer {
 func (h HLSConfig) AppNames() []string { return sortedKeys(h.Apps) }
 
 func (h HLSConfig) clone() HLSConfig {
+	h.AlwaysOn = append([]string(nil), h.AlwaysOn...)
 	if h.Apps != nil {
 		apps := make(map[string]HLSApp, len(h.Apps))
 		for k, v := range h.Apps {
@@ -108,6 +116,14 @@ func (c *Config) validateHLS(v *validator) {
 	h := &c.HLS
 	if h.IdleClose <= 0 {
 		v.add("hls.idle_close", "must be > 0 (got %s)", h.IdleClose)
+	}
+	if h.Dir != "" && strings.TrimSpace(h.Dir) == "" {
+		v.add("hls.dir", "is blank (want \"\" for memory, or a directory)")
+	}
+	for i, name := range h.AlwaysOn {
+		if _, _, ok := SplitName(name); !ok {
+			v.add(fmt.Sprintf("hls.always_on[%d]", i), "%q is not an app/stream name", name)
+		}
 	}
 	if strings.ContainsFunc(h.AllowOrigin, func(r rune) bool { return unicode.IsControl(r) || r > unicode.MaxASCII }) {
 		v.add("hls.allow_origin", "%q contains control or non-ASCII characters", h.AllowOrigin)

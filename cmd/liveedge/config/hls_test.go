@@ -128,3 +128,24 @@ func TestHLSValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestHLSDirAndAlwaysOn(t *testing.T) {
+	c, err := Parse([]byte("hls:\n  dir: /dev/shm/liveedge\n  always_on: [live/a, live/b]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HLS.Dir != "/dev/shm/liveedge" || len(c.HLS.AlwaysOn) != 2 || c.HLS.AlwaysOn[1] != "live/b" {
+		t.Fatalf("hls %+v", c.HLS)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c.HLS.AlwaysOn = []string{"live/a", "nope"}
+	c.HLS.Dir = "  "
+	err = c.Validate()
+	for _, want := range []string{`hls.always_on[1]: "nope" is not an app/stream name`, "hls.dir: is blank"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want %q", err, want)
+		}
+	}
+}
