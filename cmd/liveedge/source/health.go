@@ -48,7 +48,8 @@ type prober struct {
 }
 
 // probeable reports whether origin o of entry e is probed in the
-// background: an rtmp(s) URL without placeholders. An origin with $stream
+// background: an rtmp(s) or rtsp(s) URL without placeholders (an RTSP
+// probe stops after DESCRIBE: it costs the origin no media). An origin with $stream
 // or $app has one URL per stream, known only once the stream is wanted;
 // those are left to the pulls themselves (failover, and the failback probe
 // of the primary), so that idle patterns cost the origins nothing.
@@ -56,7 +57,7 @@ func probeable(e *config.Stream, o string) bool {
 	if e.ProbeInterval <= 0 || (e.Mode != config.ModeStatic && e.Mode != config.ModeOnDemand) {
 		return false
 	}
-	return (strings.HasPrefix(o, "rtmp://") || strings.HasPrefix(o, "rtmps://")) && !strings.Contains(o, "$")
+	return (strings.HasPrefix(o, "rtmp://") || strings.HasPrefix(o, "rtmps://") || isRTSP(o)) && !strings.Contains(o, "$")
 }
 
 // startProbes starts a prober for every probeable origin of the
@@ -115,7 +116,7 @@ func (pr *prober) probe(m *Manager) {
 	}
 	var rtt time.Duration
 	if err == nil {
-		rtt, err = rtmp.Probe(m.ctx, u, pr.timeout, pr.dialer)
+		rtt, err = probeOrigin(m.ctx, u, pr.timeout, pr.dialer)
 		err = pr.key.egress.bindError(pr.key.url, err)
 	}
 	if m.ctx.Err() != nil {

@@ -103,7 +103,7 @@ func (pl *pull) session() error {
 			"origin", rtmp.RedactURL(pl.urls[idx]), "skipped", idx)
 	}
 	backoff := m.p.BackoffMin
-	var handed *rtmp.PullConn // a connection to the primary a probe found healthy
+	var handed upstream // a connection to the primary a probe found healthy
 	var sl *slate             // the offline slate, while every origin is down
 	hadMedia := false
 	// leaveSlate ends the slate once an origin is connected: the origin's
@@ -213,20 +213,20 @@ type attemptResult struct {
 	err      error
 	media    bool
 	stopped  bool           // the session or the producer ended
-	failback *rtmp.PullConn // the primary is healthy: continue on this connection
+	failback upstream // the primary is healthy: continue on this connection
 }
 
 // attempt feeds p from origin idx (or from a connection to it that a
 // probe already opened) until that fails or the session stops. On a
 // backup with failback on, it probes the primary meanwhile. connected runs
 // once the origin is ready, before its media reaches p.
-func (pl *pull) attempt(ctx context.Context, p *hub.Producer, idx int, conn *rtmp.PullConn, connected func()) attemptResult {
+func (pl *pull) attempt(ctx context.Context, p *hub.Producer, idx int, conn upstream, connected func()) attemptResult {
 	m := pl.m
 	origin := pl.urls[idx]
 	actx, acancel := context.WithCancel(ctx)
 	defer acancel()
 
-	handoff := make(chan *rtmp.PullConn, 1)
+	handoff := make(chan upstream, 1)
 	var wg sync.WaitGroup
 	if idx > 0 && pl.entry.Failback && pl.urls[0] != config.DemoOrigin {
 		wg.Add(1)
@@ -291,31 +291,23 @@ func (pl *pull) attempt(ctx context.Context, p *hub.Producer, idx int, conn *rtm
 	return res
 }
 
-// dial connects to an rtmp origin, signing the URL when the entry asks.
-func (pl *pull) dial(ctx context.Context, origin string) (*rtmp.PullConn, error) {
+// dial connects to an origin (RTMP or RTSP), signing the URL when the
+// entry asks.
+func (pl *pull) dial(ctx context.Context, origin string) (upstream, error) {
 	u := origin
 	if pl.entry.Sign {
 		var err error
 		if u, err = pl.m.sign(origin, pl.entry.SignTTL.Std()); err != nil {
-			return nil, fmt.Errorf("%w: %w", rtmp.ErrConnectFailed, err)
+			return nil, errConnect(origin, err)
 		}
 	}
-	conn, err := rtmp.DialPull(ctx, u, pl.options(nil))
+	conn, err := dialUpstream(ctx, u, pullOptions{stall: pl.entry.StallTimeout.Std(),
+		keyframe: pl.entry.KeyframeTimeout.Std(), connect: pl.m.p.ConnectTimeout, dialer: pl.dialer})
 	return conn, pl.egress.bindError(origin, err)
 }
 
-func (pl *pull) options(onMedia func()) rtmp.PullOptions {
-	return rtmp.PullOptions{
-		StallTimeout:    pl.entry.StallTimeout.Std(),
-		KeyframeTimeout: pl.entry.KeyframeTimeout.Std(),
-		ConnectTimeout:  pl.m.p.ConnectTimeout,
-		Dialer:          pl.dialer,
-		OnMedia:         onMedia,
-	}
-}
-
 // feed feeds p from conn and counts the bytes it received.
-func (pl *pull) feed(ctx context.Context, conn *rtmp.PullConn, p *hub.Producer, onMedia func()) error {
+func (pl *pull) feed(ctx context.Context, conn upstream, p *hub.Producer, onMedia func()) error {
 	conn.SetOnMedia(onMedia)
 	err := conn.Run(ctx, p)
 	b := conn.BytesIn()
@@ -328,7 +320,7 @@ func (pl *pull) feed(ctx context.Context, conn *rtmp.PullConn, p *hub.Producer, 
 // it down. Once it plays, the connection is read up to its first
 // keyframe while the backup keeps feeding the stream, then handed over
 // and the current attempt ends: the switch happens on a keyframe.
-func (pl *pull) probePrimary(ctx context.Context, stop context.CancelFunc, handoff chan<- *rtmp.PullConn) {
+func (pl *pull) probePrimary(ctx context.Context, stop context.CancelFunc, handoff chan<- upstream) {
 	primary := pl.urls[0]
 	t := time.NewTicker(pl.m.p.ProbeInterval)
 	defer t.Stop()

@@ -24,6 +24,7 @@ import (
 	"github.com/liveedge/liveedge/hub/auth"
 	"github.com/liveedge/liveedge/protocols/demo"
 	"github.com/liveedge/liveedge/protocols/rtmp"
+	"github.com/liveedge/liveedge/protocols/rtsp"
 )
 
 // Defaults of Params.
@@ -263,19 +264,19 @@ func reason(err error) string {
 	switch {
 	case errors.Is(err, ErrBind):
 		return "bind"
-	case errors.Is(err, rtmp.ErrStalled):
+	case errors.Is(err, rtmp.ErrStalled), errors.Is(err, rtsp.ErrStalled):
 		return "stall"
-	case errors.Is(err, rtmp.ErrNoKeyframe):
+	case errors.Is(err, rtmp.ErrNoKeyframe), errors.Is(err, rtsp.ErrNoKeyframe):
 		return "no keyframe"
-	case errors.Is(err, rtmp.ErrOriginStatus):
+	case errors.Is(err, rtmp.ErrOriginStatus), errors.Is(err, rtsp.ErrOriginStatus):
 		return "status"
-	case errors.Is(err, rtmp.ErrOriginClosed):
+	case errors.Is(err, rtmp.ErrOriginClosed), errors.Is(err, rtsp.ErrOriginClosed):
 		return "closed"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "refused"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT):
 		return "timeout"
-	case errors.Is(err, rtmp.ErrConnectFailed):
+	case errors.Is(err, rtmp.ErrConnectFailed), errors.Is(err, rtsp.ErrConnectFailed):
 		return "connect"
 	}
 	return "error"

@@ -1,0 +1,69 @@
+package source
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/liveedge/liveedge/hub"
+	"github.com/liveedge/liveedge/protocols/rtmp"
+	"github.com/liveedge/liveedge/protocols/rtsp"
+)
+
+// upstream is a playing connection to an origin, RTMP or RTSP: the result
+// of a dial, consumed by Run (after an optional Preroll).
+type upstream interface {
+	SetOnMedia(func())
+	RTT() time.Duration
+	BytesIn() uint64
+	Close()
+	Preroll(ctx context.Context) error
+	Run(ctx context.Context, p *hub.Producer) error
+}
+
+// isRTSP reports whether an origin URL is pulled over RTSP.
+func isRTSP(origin string) bool {
+	return strings.HasPrefix(origin, "rtsp://") || strings.HasPrefix(origin, "rtsps://")
+}
+
+// pullOptions are the settings both pull clients share.
+type pullOptions struct {
+	stall, keyframe, connect time.Duration
+	dialer                   *net.Dialer
+}
+
+// dialUpstream connects to origin u (already signed) over its protocol.
+func dialUpstream(ctx context.Context, u string, o pullOptions) (upstream, error) {
+	if isRTSP(u) {
+		c, err := rtsp.DialPull(ctx, u, rtsp.PullOptions{StallTimeout: o.stall, KeyframeTimeout: o.keyframe,
+			ConnectTimeout: o.connect, Dialer: o.dialer})
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	c, err := rtmp.DialPull(ctx, u, rtmp.PullOptions{StallTimeout: o.stall, KeyframeTimeout: o.keyframe,
+		ConnectTimeout: o.connect, Dialer: o.dialer})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// probeOrigin checks that an origin plays u, over its protocol.
+func probeOrigin(ctx context.Context, u string, timeout time.Duration, dialer *net.Dialer) (time.Duration, error) {
+	if isRTSP(u) {
+		return rtsp.Probe(ctx, u, timeout, dialer)
+	}
+	return rtmp.Probe(ctx, u, timeout, dialer)
+}
+
+// errConnect wraps err as a connect failure of origin's protocol.
+func errConnect(origin string, err error) error {
+	if isRTSP(origin) {
+		return fmt.Errorf("%w: %w", rtsp.ErrConnectFailed, err)
+	}
+	return fmt.Errorf("%w: %w", rtmp.ErrConnectFailed, err)
+}
