@@ -247,6 +247,9 @@ type StreamInfo struct {
 	Waiting   int            // viewers waiting for the stream to start
 	GOP       cache.Stats
 	Producers int // producers the stream has had
+	Created   time.Time
+	LastMedia time.Time // when the stream last took a unit; zero: never
+	BytesIn   uint64    // media bytes the stream took (payload, not protocol)
 }
 
 // Streams lists the live streams, sorted by name.

@@ -139,8 +139,11 @@ func (p *Producer) WriteVideo(pts, dts time.Duration, nalus [][]byte) error {
 	}
 	out := s.tl.mapDTS(true, dts)
 	p.accepted++
+	now := time.Now()
+	s.lastMedia = now
+	s.bytesIn += uint64(size)
 	s.ring.Append(&Unit{Video: true, DTS: out, PTS: out + (pts - dts), Key: key,
-		NALUs: nalus, Tracks: t, Ingest: time.Now(), size: size})
+		NALUs: nalus, Tracks: t, Ingest: now, size: size})
 	return nil
 }
 
@@ -199,8 +202,11 @@ func (p *Producer) WriteAudio(pts time.Duration, payload []byte) error {
 	}
 	out := s.tl.mapDTS(false, pts)
 	p.accepted++
+	now := time.Now()
+	s.lastMedia = now
+	s.bytesIn += uint64(len(payload))
 	s.ring.Append(&Unit{DTS: out, PTS: out, Key: key, Payload: payload, Tracks: t,
-		Ingest: time.Now(), size: len(payload)})
+		Ingest: now, size: len(payload)})
 	return nil
 }
 

@@ -31,17 +31,21 @@ type Stream struct {
 	ended     bool
 	grace     *time.Timer
 	tl        timeline
+	created   time.Time
+	lastMedia time.Time // when the stream last took a unit
+	bytesIn   uint64    // media bytes the stream took
 }
 
 func newStream(h *Hub, name string) *Stream {
 	return &Stream{
-		h:     h,
-		name:  name,
-		log:   h.log.With("stream", name),
-		ring:  cache.NewRing[*Unit](h.p.GOP),
-		ready: make(chan struct{}),
-		endc:  make(chan struct{}),
-		subs:  map[*Subscriber]struct{}{},
+		created: time.Now(),
+		h:       h,
+		name:    name,
+		log:     h.log.With("stream", name),
+		ring:    cache.NewRing[*Unit](h.p.GOP),
+		ready:   make(chan struct{}),
+		endc:    make(chan struct{}),
+		subs:    map[*Subscriber]struct{}{},
 	}
 }
 
@@ -191,7 +195,8 @@ func (s *Stream) unsubscribe(sub *Subscriber) {
 func (s *Stream) Info() StreamInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	in := StreamInfo{Name: s.name, Viewers: map[string]int{}, Producers: s.producers, Waiting: s.waiting}
+	in := StreamInfo{Name: s.name, Viewers: map[string]int{}, Producers: s.producers, Waiting: s.waiting,
+		Created: s.created, LastMedia: s.lastMedia, BytesIn: s.bytesIn}
 	if s.producer != nil {
 		sess := s.producer.sess
 		in.Producer = &sess
