@@ -27,6 +27,9 @@ type Frame struct {
 	Timestamp uint32
 	NALTypes  []uint8
 	At        time.Time // when its last packet arrived
+	// NALUs are the frame's NAL units (FU-A fragments joined, STAP-A
+	// split), only for a client with Options.OnFrame.
+	NALUs [][]byte
 }
 
 // IsIDR reports whether the frame holds an IDR slice with an SPS and a
@@ -63,6 +66,9 @@ type Client struct {
 	changed    chan struct{}
 	connected  chan struct{}
 	connOnce   sync.Once
+	ended      chan struct{}
+	endOnce    sync.Once
+	onFrame    func(Frame)
 	wg         sync.WaitGroup
 	closeOnce  sync.Once
 	videoSSRC  uint32
@@ -71,6 +77,14 @@ type Client struct {
 // Options shape a client.
 type Options struct {
 	Audio bool // also offer to receive audio
+	// OnFrame, if set, is called with every complete video frame, NAL
+	// units included, on the track's reader goroutine (it must return
+	// quickly). The client then keeps no frame history: Frames returns
+	// nothing and WaitFrames counts frames only.
+	OnFrame func(Frame)
+	// TCP makes the client use ICE over TCP only (active candidates), as a
+	// client behind a firewall that blocks UDP would.
+	TCP bool
 }
 
 // New creates a client whose offer asks for video (and audio). Only
@@ -87,7 +101,11 @@ func New(o Options) (*Client, error) {
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	if o.TCP {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
+	} else {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	}
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	se.SetRemoteIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
@@ -95,7 +113,8 @@ func New(o Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{pc: pc, changed: make(chan struct{}), connected: make(chan struct{})}
+	c := &Client{pc: pc, changed: make(chan struct{}), connected: make(chan struct{}), ended: make(chan struct{}),
+		onFrame: o.OnFrame}
 	recvonly := webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}
 	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, recvonly); err != nil {
 		pc.Close()
@@ -108,8 +127,11 @@ func New(o Options) (*Client, error) {
 		}
 	}
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		if s == webrtc.PeerConnectionStateConnected {
+		switch s {
+		case webrtc.PeerConnectionStateConnected:
 			c.connOnce.Do(func() { close(c.connected) })
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			c.endOnce.Do(func() { close(c.ended) })
 		}
 	})
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
@@ -172,6 +194,9 @@ func (c *Client) SendPLI() error {
 // Connected is closed once the PeerConnection is connected.
 func (c *Client) Connected() <-chan struct{} { return c.connected }
 
+// Ended is closed once the PeerConnection has failed or is closed.
+func (c *Client) Ended() <-chan struct{} { return c.ended }
+
 func (c *Client) read(tr *webrtc.TrackRemote) {
 	video := tr.Kind() == webrtc.RTPCodecTypeVideo
 	if video {
@@ -180,7 +205,7 @@ func (c *Client) read(tr *webrtc.TrackRemote) {
 		c.videoSSRC = uint32(tr.SSRC())
 		c.mu.Unlock()
 	}
-	var asm assembler
+	asm := assembler{keep: c.onFrame != nil}
 	for {
 		pkt, _, err := tr.ReadRTP()
 		if err != nil {
@@ -208,13 +233,16 @@ func (c *Client) read(tr *webrtc.TrackRemote) {
 			if c.firstKey.IsZero() && f.IsIDR() {
 				c.firstKey = f.At
 			}
-			if len(c.frames) < 4096 {
+			if len(c.frames) < 4096 && c.onFrame == nil {
 				c.frames = append(c.frames, f)
 			}
 			close(c.changed)
 			c.changed = make(chan struct{})
 		}
 		c.mu.Unlock()
+		if ok && c.onFrame != nil {
+			c.onFrame(f)
+		}
 	}
 }
 
@@ -266,7 +294,8 @@ func (c *Client) WaitFrames(ctx context.Context, n int) error {
 }
 
 // assembler rebuilds H.264 access units from RTP packets (RFC 6184). A
-// frame with a missing packet is dropped.
+// frame with a missing packet is dropped. With keep, it also rebuilds the
+// NAL units themselves.
 type assembler struct {
 	have    bool
 	ts      uint32
@@ -274,6 +303,10 @@ type assembler struct {
 	broken  bool
 	types   []uint8
 	fu      bool // inside an FU-A
+
+	keep  bool
+	nalus [][]byte // the frame's NAL units so far (keep)
+	fuBuf []byte   // the NAL unit of the FU-A in progress (keep)
 }
 
 func (a *assembler) push(seq uint16, ts uint32, marker bool, payload []byte) (f Frame, complete, broken bool) {
@@ -301,6 +334,9 @@ func (a *assembler) push(seq uint16, ts uint32, marker bool, payload []byte) (f 
 					break
 				}
 				a.types = append(a.types, p[2]&0x1f)
+				if a.keep {
+					a.nalus = append(a.nalus, append([]byte(nil), p[2:2+n]...))
+				}
 				p = p[2+n:]
 			}
 		case 28: // FU-A
@@ -315,15 +351,30 @@ func (a *assembler) push(seq uint16, ts uint32, marker bool, payload []byte) (f 
 				}
 				a.fu = true
 				a.types = append(a.types, payload[1]&0x1f)
+				if a.keep {
+					// The NAL header: F and NRI from the indicator, the type
+					// from the FU header.
+					a.fuBuf = append(make([]byte, 0, 4096), payload[0]&0xe0|payload[1]&0x1f)
+				}
 			} else if !a.fu {
 				a.broken = true
 			}
+			if a.keep && a.fu {
+				a.fuBuf = append(a.fuBuf, payload[2:]...)
+			}
 			if end {
+				if a.keep && a.fu {
+					a.nalus = append(a.nalus, a.fuBuf)
+					a.fuBuf = nil
+				}
 				a.fu = false
 			}
 		default:
 			if t >= 1 && t <= 23 {
 				a.types = append(a.types, t)
+				if a.keep {
+					a.nalus = append(a.nalus, append([]byte(nil), payload...))
+				}
 			} else {
 				a.broken = true
 			}
@@ -331,13 +382,14 @@ func (a *assembler) push(seq uint16, ts uint32, marker bool, payload []byte) (f 
 	}
 	if marker {
 		if !a.broken && !a.fu && len(a.types) > 0 {
-			f, complete = Frame{Timestamp: ts, NALTypes: append([]uint8(nil), a.types...)}, true
+			f, complete = Frame{Timestamp: ts, NALTypes: append([]uint8(nil), a.types...), NALUs: a.nalus}, true
 		} else {
 			broken = true
 		}
 		a.have = false
 		a.types = a.types[:0]
 		a.broken, a.fu = false, false
+		a.nalus, a.fuBuf = nil, nil
 	}
 	return f, complete, broken
 }
@@ -346,6 +398,7 @@ func (a *assembler) reset(ts uint32) {
 	a.ts = ts
 	a.types = a.types[:0]
 	a.broken, a.fu = false, false
+	a.nalus, a.fuBuf = nil, nil
 }
 
 // WHEP is the result of a WHEP POST.

@@ -64,6 +64,11 @@ type Params struct {
 	// UDPPort is the one UDP port of all ICE traffic; 0 picks a free one
 	// (with UDPHost set), see Server.UDPAddr.
 	UDPPort int
+	// TCPPort, if not 0, is the one TCP port of ICE-TCP, the fallback for
+	// clients that cannot use UDP (passive candidates, on UDPHost or every
+	// interface). A port that cannot be opened is logged and ICE-TCP is
+	// off; UDP works on.
+	TCPPort int
 	// PublicIPs replace the host candidates' addresses (1:1 NAT).
 	PublicIPs []string
 	// Interfaces, if not empty, limits host candidates to these network
@@ -102,8 +107,10 @@ type Params struct {
 type Server struct {
 	p   Params
 	log *slog.Logger
-	api *webrtc.API
-	mux ice.UDPMux
+	api    *webrtc.API
+	mux    ice.UDPMux
+	tcpMux ice.TCPMux // nil: no ICE-TCP
+	tcpLn  net.Listener
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -146,9 +153,11 @@ func New(p Params) (*Server, error) {
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
+	s.listenTCP()
 	api, err := s.newAPI()
 	if err != nil {
 		s.mux.Close()
+		s.closeTCP()
 		return nil, err
 	}
 	s.api = api
@@ -184,6 +193,41 @@ func (s *Server) listen() error {
 	}
 	s.mux = mux
 	return nil
+}
+
+// listenTCP opens the ICE-TCP port, if one is configured.
+func (s *Server) listenTCP() {
+	if s.p.TCPPort == 0 {
+		return
+	}
+	addr := &net.TCPAddr{Port: s.p.TCPPort}
+	if s.p.UDPHost != "" {
+		addr.IP = net.ParseIP(s.p.UDPHost)
+	}
+	ln, err := net.ListenTCP("tcp", addr)
+	if err != nil {
+		s.log.Error("ICE-TCP off: cannot open its port", "port", s.p.TCPPort, "err", err)
+		return
+	}
+	plog := pionLoggerFactory{log: s.log}
+	s.tcpLn = ln
+	s.tcpMux = webrtc.NewICETCPMux(plog.NewLogger("tcpmux"), ln, 16)
+	s.p.Logger.Info("listening", "proto", "webrtc-tcp", "addr", ln.Addr().String())
+}
+
+func (s *Server) closeTCP() {
+	if s.tcpMux != nil {
+		s.tcpMux.Close()
+		s.tcpLn.Close()
+	}
+}
+
+// TCPAddr returns the ICE-TCP listener's address, nil when ICE-TCP is off.
+func (s *Server) TCPAddr() net.Addr {
+	if s.tcpLn == nil {
+		return nil
+	}
+	return s.tcpLn.Addr()
 }
 
 func (s *Server) interfaceFilter() func(string) bool {
@@ -275,7 +319,12 @@ func (s *Server) newAPI() (*webrtc.API, error) {
 
 	se := webrtc.SettingEngine{LoggerFactory: plog}
 	se.SetICEUDPMux(s.mux)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	nets := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if s.tcpMux != nil {
+		se.SetICETCPMux(s.tcpMux)
+		nets = append(nets, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
+	se.SetNetworkTypes(nets)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(true) // only where the mux is bound to it
 	se.SetRemoteIPFilter(s.p.Remote.acceptsIP)
@@ -350,6 +399,7 @@ func (s *Server) Close() {
 	s.cancel()
 	s.wg.Wait()
 	s.mux.Close()
+	s.closeTCP()
 }
 
 // acquireFeed returns the stream's feed, starting it for the first peer.

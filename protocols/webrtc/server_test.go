@@ -3,7 +3,9 @@ package webrtc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -330,4 +332,68 @@ func TestKickedPeerRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "kicked peer removed", 5*time.Second, func() bool { return s.Peers("") == 0 })
+}
+
+// TestICETCP: a client that can only use TCP connects through the ICE-TCP
+// port and starts on a keyframe; the answer offers a passive TCP host
+// candidate on loopback.
+func TestICETCP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	s, _ := testServer(t, func(p *Params) { p.TCPPort = port })
+	if s.TCPAddr() == nil {
+		t.Fatal("ICE-TCP not listening")
+	}
+	c, err := whepclient.New(whepclient.Options{TCP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Start()
+	offer, err := c.Offer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ans, err := s.Offer(context.Background(), Offer{Stream: "live/demo", SDP: offer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(ans.SDP, fmt.Sprintf("127.0.0.1 %d typ host tcptype passive", port)) {
+		t.Fatalf("no passive TCP candidate on port %d in the answer:\n%s", port, ans.SDP)
+	}
+	if err := c.Answer(ans.SDP); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.WaitFrames(ctx, 25); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); st.First == nil || !st.First.IsIDR() {
+		t.Fatalf("first frame %+v", st.First)
+	}
+}
+
+// TestICETCPPortBusy: a TCP port that cannot be opened leaves ICE-TCP off
+// and UDP working.
+func TestICETCPPortBusy(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s, _ := testServer(t, func(p *Params) { p.TCPPort = ln.Addr().(*net.TCPAddr).Port })
+	if s.TCPAddr() != nil {
+		t.Fatal("ICE-TCP listening on a busy port")
+	}
+	c, _ := play(t, s, "live/demo")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.WaitFrames(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
 }
