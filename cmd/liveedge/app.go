@@ -3,14 +3,18 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"strconv"
 
 	"github.com/liveedge/liveedge/cache"
+	"github.com/liveedge/liveedge/cmd/liveedge/admin"
 	"github.com/liveedge/liveedge/cmd/liveedge/config"
 	"github.com/liveedge/liveedge/cmd/liveedge/source"
 	"github.com/liveedge/liveedge/hub"
 	"github.com/liveedge/liveedge/hub/auth"
 	"github.com/liveedge/liveedge/protocols/rtmp"
+	"github.com/liveedge/liveedge/protocols/rtsp"
 )
 
 // app is a running liveedge: the hub, its listeners and its sources.
@@ -19,7 +23,9 @@ type app struct {
 	hub  *hub.Hub
 	src  *source.Manager
 	rtmp *rtmp.Server
+	rtsp *rtsp.Server
 	http *httpServer
+	adm  *admin.Server
 }
 
 func loadConfig(path string) (*config.Config, error) {
@@ -72,18 +78,19 @@ func start(cfg *config.Config, log *slog.Logger) (*app, error) {
 	if cfg.Hub.PublisherConflict == config.ConflictTakeover {
 		conflict = hub.ConflictTakeover
 	}
-	src, err := source.New(source.Params{Config: cfg, Logger: log})
+	src, err := source.New(source.Params{Config: cfg, Logger: log, StateFile: cfg.Admin.StateFile})
 	if err != nil {
 		return nil, err
 	}
+	gop := cache.Limits{
+		MaxBytes:    int(cfg.Hub.GOPCache.MaxBytes),
+		MaxDuration: cfg.Hub.GOPCache.MaxDuration.Std(),
+		MaxFrames:   cfg.Hub.GOPCache.MaxFrames,
+		MaxLag:      cfg.Hub.MaxLag.Std(),
+	}
 	h := hub.New(hub.Params{
-		Logger: log,
-		GOP: cache.Limits{
-			MaxBytes:    int(cfg.Hub.GOPCache.MaxBytes),
-			MaxDuration: cfg.Hub.GOPCache.MaxDuration.Std(),
-			MaxFrames:   cfg.Hub.GOPCache.MaxFrames,
-			MaxLag:      cfg.Hub.MaxLag.Std(),
-		},
+		Logger:            log,
+		GOP:               gop,
 		SlowViewerTimeout: cfg.Hub.SlowViewerTimeout.Std(),
 		Conflict:          conflict,
 		StartTimeout:      cfg.Hub.StartTimeout.Std(),
@@ -104,6 +111,12 @@ func start(cfg *config.Config, log *slog.Logger) (*app, error) {
 			return nil, err
 		}
 	}
+	if cfg.RTSP.Enabled() {
+		if a.rtsp, err = listenRTSP(cfg, h, gop, log); err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
 	if cfg.HTTP.Enabled() {
 		if a.http, err = listenHTTP(cfg, h, log); err != nil {
 			a.Close()
@@ -116,17 +129,53 @@ func start(cfg *config.Config, log *slog.Logger) (*app, error) {
 		a.Close()
 		return nil, err
 	}
+	if cfg.Admin.Enabled() {
+		a.adm, err = admin.Listen(admin.Params{Config: cfg, Hub: h, Sources: src, Logger: log, Version: version})
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
 	return a, nil
 }
 
 // Close stops sources and listeners and ends every stream.
 func (a *app) Close() {
+	if a.adm != nil {
+		a.adm.Close()
+	}
 	a.src.Close()
 	a.hub.Close()
 	if a.rtmp != nil {
 		a.rtmp.Close()
 	}
+	if a.rtsp != nil {
+		a.rtsp.Close()
+	}
 	if a.http != nil {
 		a.http.Close()
 	}
+}
+
+// listenRTSP starts the RTSP output; UDP RTP/RTCP ports are on the host of
+// rtsp.listen.
+func listenRTSP(cfg *config.Config, h *hub.Hub, gop cache.Limits, log *slog.Logger) (*rtsp.Server, error) {
+	p := rtsp.Params{
+		Listen:            cfg.RTSP.Listen,
+		Hub:               h,
+		Logger:            log,
+		GOP:               gop,
+		WriteTimeout:      cfg.Hub.SlowViewerTimeout.Std(),
+		SlowViewerTimeout: cfg.Hub.SlowViewerTimeout.Std(),
+		ExpiresParam:      cfg.Auth.ExpiresParam,
+		TokenParam:        cfg.Auth.TokenParam,
+	}
+	if port := cfg.RTSP.UDPRTPPort; port != 0 {
+		host, _, err := net.SplitHostPort(cfg.RTSP.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("rtsp.listen: %w", err)
+		}
+		p.UDPRTPAddress = net.JoinHostPort(host, strconv.Itoa(port))
+	}
+	return rtsp.Listen(p)
 }

@@ -225,13 +225,18 @@ func waitRemoved(t *testing.T, s *server, n int) {
 	}
 }
 
-// TestBrowserPlayerFLV: the player page's HTTP-FLV button plays the demo
-// through mpegts.js in Chromium.
-func TestBrowserPlayerFLV(t *testing.T) {
+// mediaDebugJS describes the video element's state.
+const mediaDebugJS = `(() => { const v = document.querySelector("video");
+	return {ready: v.readyState, net: v.networkState, paused: v.paused, err: v.error && v.error.message,
+		buffered: v.buffered.length ? [v.buffered.start(0), v.buffered.end(v.buffered.length-1)] : [], t: v.currentTime,
+		src: v.currentSrc}; })()`
+
+// playButton opens the demo's player page, clicks the button with id
+// button and waits until the video plays 640x360 over proto and keeps
+// playing; it returns the page's time to first frame.
+func playButton(t *testing.T, button, proto string) int {
+	t.Helper()
 	ctx := browser(t)
-	if !static.HasMPEGTS() {
-		requireTools(t, "static/vendor/mpegts.js (make vendor)")
-	}
 	s := startServer(t, webrtcConfig(t))
 	base := "http://" + s.httpAddr(t)
 	s.waitLog(t, `msg="origin up" stream=live/demo`, 10*time.Second)
@@ -242,26 +247,32 @@ func TestBrowserPlayerFLV(t *testing.T) {
 	if err := chromedp.Do(tctx, chromedp.Navigate(base+"/live/demo/")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := chromedp.Run(tctx, chromedp.Evaluate[bool](`document.getElementById("flv").click(), true`)); err != nil {
+	if _, err := chromedp.Run(tctx, chromedp.Evaluate[bool](`document.getElementById("`+button+`").click(), true`)); err != nil {
 		t.Fatal(err)
 	}
 	var st playerState
 	for {
 		cur, err := chromedp.Run(tctx, chromedp.Evaluate[playerState](playerStateJS))
 		if err != nil {
-			t.Fatalf("page state: %v (last %+v)", err, st)
+			dbg, _ := chromedp.Run(ctx, chromedp.Evaluate[json.RawMessage](mediaDebugJS))
+			for _, l := range s.logLines() {
+				if strings.Contains(l, "proto=hls") || strings.Contains(l, "proto=flv") {
+					t.Log(l)
+				}
+			}
+			t.Fatalf("page state: %v (last %+v); video element: %s", err, st, dbg)
 		}
 		st = cur
 		if st.Error != "" {
 			t.Fatalf("player error: %s", st.Error)
 		}
-		if st.Protocol == "HTTP-FLV" && st.Width == 640 && st.Height == 360 && st.Time > 0 && st.TTFF != nil {
+		if st.Protocol == proto && st.Width == 640 && st.Height == 360 && st.Time > 0 && st.TTFF != nil {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	t0, started := st.Time, time.Now()
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond) // playback time must advance meanwhile
 	st, err := chromedp.Run(tctx, chromedp.Evaluate[playerState](playerStateJS))
 	if err != nil {
 		t.Fatal(err)
@@ -269,5 +280,25 @@ func TestBrowserPlayerFLV(t *testing.T) {
 	if adv := st.Time - t0; adv < 0.8 {
 		t.Fatalf("currentTime advanced %.2fs in %v", adv, time.Since(started))
 	}
-	t.Logf("Chromium HTTP-FLV (mpegts.js): %dx%d, time to first frame %d ms", st.Width, st.Height, *st.TTFF)
+	return *st.TTFF
+}
+
+// TestBrowserPlayerFLV: the player page's HTTP-FLV button plays the demo
+// through mpegts.js in Chromium.
+func TestBrowserPlayerFLV(t *testing.T) {
+	if !static.HasMPEGTS() {
+		requireTools(t, "static/vendor/mpegts.js (make vendor)")
+	}
+	ttff := playButton(t, "flv", "HTTP-FLV")
+	t.Logf("Chromium HTTP-FLV (mpegts.js): time to first frame %d ms", ttff)
+}
+
+// TestBrowserPlayerLLHLS: the player page's LL-HLS button plays the demo
+// through hls.js in Chromium.
+func TestBrowserPlayerLLHLS(t *testing.T) {
+	if !static.HasHLSJS() {
+		requireTools(t, "static/vendor/hls.min.js (make vendor)")
+	}
+	ttff := playButton(t, "hls", "LL-HLS")
+	t.Logf("Chromium LL-HLS (hls.js): time to first frame %d ms", ttff)
 }

@@ -69,6 +69,7 @@ type server struct {
 	rtmp string // host:port
 
 	http string // host:port of the HTTP listener, once logged; see httpAddr
+	rtsp string // host:port of the RTSP listener, once logged; see rtspAddr
 
 	mu   sync.Mutex
 	logs []string
@@ -105,6 +106,9 @@ func startServer(t *testing.T, cfg string, env ...string) *server {
 			s.logs = append(s.logs, line)
 			if m := listenRe.FindStringSubmatch(line); m != nil && m[1] == "http" {
 				s.http = m[2]
+			}
+			if m := listenRe.FindStringSubmatch(line); m != nil && m[1] == "rtsp" {
+				s.rtsp = m[2]
 			}
 			s.mu.Unlock()
 			if m := listenRe.FindStringSubmatch(line); m != nil && m[1] == "rtmp" {

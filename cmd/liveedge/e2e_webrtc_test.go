@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/liveedge/liveedge/hub/auth"
+	"github.com/liveedge/liveedge/internal/nginxtest"
 	"github.com/liveedge/liveedge/internal/whepclient"
 )
 
@@ -33,6 +34,7 @@ admin: {listen: ""}
 hub: {start_timeout: 1s}
 webrtc:
   udp_port: %d
+  tcp_port: %d
   udp_host: 127.0.0.1
   remote_candidates: {allow: [127.0.0.0/8]}
   start_delay: 60ms
@@ -42,7 +44,7 @@ auth:
 streams:
   - {match: live/demo, mode: static, origins: [demo]}
   - {match: sec/demo, mode: static, origins: [demo]}
-`, freeUDPPort(t), webrtcSecret)
+`, freeUDPPort(t), nginxtest.FreePort(t), webrtcSecret)
 }
 
 // freeUDPPort returns a UDP port that was free a moment ago.
@@ -136,6 +138,40 @@ func TestWHEPDemoAndPublished(t *testing.T) {
 	exp := time.Now().Add(time.Hour).Unix()
 	tok := auth.Sign(auth.SHA256, []byte(webrtcSecret), "sec/demo", exp, netip.Addr{})
 	whepPlay(t, base, "sec/demo", "?expires="+strconv.FormatInt(exp, 10)+"&token="+tok)
+}
+
+// TestWHEPOverTCP: a client that can only use TCP plays through the
+// binary's ICE-TCP port.
+func TestWHEPOverTCP(t *testing.T) {
+	s := startServer(t, webrtcConfig(t))
+	base := "http://" + s.httpAddr(t)
+	s.waitLog(t, `msg=listening proto=webrtc-tcp addr=127\.0\.0\.1:`, 10*time.Second)
+	s.waitLog(t, `msg="origin up" stream=live/demo`, 10*time.Second)
+	c, err := whepclient.New(whepclient.Options{TCP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c.Start()
+	offer, err := c.Offer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := whepclient.Post(ctx, base+"/live/demo/whep", "", offer)
+	if err != nil || res.Status != http.StatusCreated || !strings.Contains(res.Body, "tcptype passive") {
+		t.Fatalf("POST: %v %d\n%s", err, res.Status, res.Body)
+	}
+	if err := c.Answer(res.Body); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitFrames(ctx, 25); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); st.First == nil || !st.First.IsIDR() {
+		t.Fatalf("first frame %+v", st.First)
+	}
 }
 
 func TestWHEPErrorsFromBinary(t *testing.T) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,6 +37,17 @@ type httpServer struct {
 
 // listenHTTP starts the HTTP listener with the outputs it routes to.
 func listenHTTP(cfg *config.Config, h *hub.Hub, log *slog.Logger) (*httpServer, error) {
+	var tlsCfg *tls.Config
+	if cfg.HTTP.TLS() {
+		cert, err := tls.LoadX509KeyPair(cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("http.tls_cert/http.tls_key: %w", err)
+		}
+		// HTTP/2 for the clients that offer it (ALPN), HTTP/1.1 for the
+		// rest (and for WebSocket upgrades).
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"},
+			MinVersion: tls.VersionTLS12}
+	}
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("http: %w", err)
@@ -52,14 +64,21 @@ func listenHTTP(cfg *config.Config, h *hub.Hub, log *slog.Logger) (*httpServer, 
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		TLSConfig:         tlsCfg,
 	}
 	go func() {
 		defer close(s.done)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if tlsCfg != nil {
+			err = s.srv.ServeTLS(ln, "", "")
+		} else {
+			err = s.srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("serve", "err", err)
 		}
 	}()
-	s.log.Info("listening", "addr", ln.Addr().String())
+	s.log.Info("listening", "addr", ln.Addr().String(), "tls", tlsCfg != nil)
 	return s, nil
 }
 
@@ -81,6 +100,8 @@ func hlsParams(cfg *config.Config, h *hub.Hub, log *slog.Logger) hls.Params {
 		AllowOrigin:  cfg.HLS.AllowOrigin,
 		ExpiresParam: cfg.Auth.ExpiresParam,
 		TokenParam:   cfg.Auth.TokenParam,
+		Dir:          cfg.HLS.Dir,
+		AlwaysOn:     cfg.HLS.AlwaysOn,
 	}
 	for _, app := range cfg.HLS.AppNames() {
 		p.Apps[app] = settings(app)

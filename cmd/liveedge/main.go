@@ -5,6 +5,7 @@
 //	liveedge --config FILE        run on a configuration file
 //	liveedge --config FILE --check-config
 //	liveedge token sign --stream live/test --ttl 1h [--config FILE]
+//	liveedge version
 package main
 
 import (
@@ -26,6 +27,9 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "token" {
 		return tokenCmd(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "version" {
+		return versionCmd(args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("liveedge", flag.ContinueOnError)
 	fs.SetOutput(stderr)

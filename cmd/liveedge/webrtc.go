@@ -28,6 +28,7 @@ func startWebRTC(cfg *config.Config, h *hub.Hub, log *slog.Logger) (*webrtc.Serv
 		Logger:      log,
 		UDPHost:     w.UDPHost,
 		UDPPort:     w.UDPPort,
+		TCPPort:     w.TCPPort,
 		PublicIPs:   w.PublicIPs,
 		Interfaces:  w.Interfaces,
 		HostIPs:     hostIPs,

@@ -21,9 +21,13 @@
 //
 //	log:    { level: info, format: text }   # level debug|info|warn|error; format text|json
 //	rtmp:   { listen: ":1935" }             # "" disables a listener
-//	rtsp:   { listen: ":8554" }
+//	rtsp:   { listen: ":8554", udp_rtp_port: 8000 } # RTP/RTCP on 8000/8001 for UDP viewers; 0: TCP only
 //	http:   { listen: ":8080" }             # players, HLS, FLV, WHEP, pages
-//	admin:  { listen: "127.0.0.1:9997" }    # API and /metrics
+//	admin:                                  # API and /metrics
+//	  listen: "127.0.0.1:9997"
+//	  secret: ""                            # required unless listen is loopback; env LIVEEDGE_ADMIN_SECRET
+//	  state_file: ""                        # proxies added at run time persist here; "" = not kept
+//	  metrics_max_streams: 100              # streams past this are summed under stream="_other"
 //	webrtc:                                 # WHEP on the http listener, media on one UDP port
 //	  udp_port: 8189
 //	  udp_host: ""                          # IP to bind; "" = every local address
@@ -136,9 +140,9 @@ const (
 type Config struct {
 	Log    LogConfig    `yaml:"log" json:"log"`
 	RTMP   Listener     `yaml:"rtmp" json:"rtmp"`
-	RTSP   Listener     `yaml:"rtsp" json:"rtsp"`
-	HTTP   Listener     `yaml:"http" json:"http"`
-	Admin  Listener     `yaml:"admin" json:"admin"`
+	RTSP   RTSPConfig   `yaml:"rtsp" json:"rtsp"`
+	HTTP   HTTPConfig   `yaml:"http" json:"http"`
+	Admin  AdminConfig  `yaml:"admin" json:"admin"`
 	WebRTC WebRTCConfig `yaml:"webrtc" json:"webrtc"`
 	Hub    HubConfig    `yaml:"hub" json:"hub"`
 	Auth   AuthConfig   `yaml:"auth" json:"auth"`
@@ -162,6 +166,23 @@ type Listener struct {
 
 // Enabled reports whether the listener has an address.
 func (l Listener) Enabled() bool { return l.Listen != "" }
+
+// HTTPConfig is the shared HTTP listener (players, HLS, FLV, WHEP, pages).
+// With a certificate and key it serves HTTPS, and HTTP/2 to the clients
+// that offer it.
+type HTTPConfig struct {
+	Listen string `yaml:"listen" json:"listen"`
+	// TLSCert and TLSKey are the paths of a PEM certificate (chain) and
+	// its private key; both or neither.
+	TLSCert string `yaml:"tls_cert" json:"tls_cert"`
+	TLSKey  string `yaml:"tls_key" json:"tls_key"`
+}
+
+// Enabled reports whether the listener has an address.
+func (l HTTPConfig) Enabled() bool { return l.Listen != "" }
+
+// TLS reports whether the listener serves HTTPS.
+func (l HTTPConfig) TLS() bool { return l.TLSCert != "" }
 
 // HubConfig configures the stream hub.
 type HubConfig struct {
@@ -273,9 +294,9 @@ func Default() *Config {
 	c := &Config{
 		Log:    LogConfig{Level: LogInfo, Format: LogText},
 		RTMP:   Listener{Listen: ":1935"},
-		RTSP:   Listener{Listen: ":8554"},
-		HTTP:   Listener{Listen: ":8080"},
-		Admin:  Listener{Listen: "127.0.0.1:9997"},
+		RTSP:   defaultRTSP(),
+		HTTP:   HTTPConfig{Listen: ":8080"},
+		Admin:  defaultAdmin(),
 		WebRTC: defaultWebRTC(),
 		Hub: HubConfig{
 			GOPCache: GOPCacheConfig{
@@ -360,6 +381,9 @@ func (c *Config) Redacted() *Config {
 		if v != "" {
 			n.Auth.Secrets[k] = "REDACTED"
 		}
+	}
+	if n.Admin.Secret != "" {
+		n.Admin.Secret = "REDACTED"
 	}
 	return n
 }

@@ -36,7 +36,8 @@ func EnvSecretName(app string) string {
 //
 //   - LIVEEDGE_AUTH_SECRET sets auth.secrets["*"];
 //   - LIVEEDGE_AUTH_SECRET_<APP> (see EnvSecretName) sets auth.secrets[app]
-//     for every app named in auth.secrets, auth.apps or streams[].match.
+//     for every app named in auth.secrets, auth.apps or streams[].match;
+//   - LIVEEDGE_ADMIN_SECRET sets admin.secret.
 //
 // Parse and Load do not call it: call it after loading and before
 // Validate, which checks that required secrets exist.
@@ -55,6 +56,9 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 	}
 	// Apps are collected first: setting a secret must not change the set.
 	apps := c.appNames()
+	if v := getenv(EnvAdminSecret); v != "" {
+		c.Admin.Secret = v
+	}
 	set("*", getenv(EnvSecret))
 	for _, app := range apps {
 		set(app, getenv(EnvSecretName(app)))

@@ -28,6 +28,8 @@ func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
 //
 //   - log.level and log.format, hub.publisher_conflict, auth.algorithm
 //     and streams[].mode are among their allowed values;
+//   - admin.secret is set when admin.listen is not a loopback address;
+//     admin.metrics_max_streams is >= 1;
 //   - listen addresses are "host:port" with a numeric port ("" disables
 //     the listener) and no two TCP listeners share a port;
 //     webrtc.udp_port is in 1..65535;
@@ -60,10 +62,13 @@ func (c *Config) Validate() error {
 	v := &validator{}
 	c.validateLog(v)
 	c.validateListeners(v)
+	c.validateTLS(v)
+	c.validateAdmin(v)
 	c.validateHub(v)
 	c.validateAuth(v)
 	c.validateHLS(v)
 	c.validateFLV(v)
+	c.validateRTSP(v)
 	c.validateWebRTC(v)
 	c.validateStreams(v)
 	return errors.Join(v.errs...)
@@ -125,6 +130,15 @@ func (c *Config) validateListeners(v *validator) {
 	if p := c.WebRTC.UDPPort; p < 1 || p > 65535 {
 		v.add("webrtc.udp_port", "%d is not in 1..65535", p)
 	}
+	if p := c.WebRTC.TCPPort; p < 0 || p > 65535 {
+		v.add("webrtc.tcp_port", "%d is not in 0..65535 (0 turns ICE-TCP off)", p)
+	} else if p != 0 {
+		for _, o := range seen {
+			if o.port == strconv.Itoa(p) && (c.WebRTC.UDPHost == "" || isWildcard(o.host) || o.host == c.WebRTC.UDPHost) {
+				v.add("webrtc.tcp_port", "%d conflicts with %s %q", p, o.path, o.addr)
+			}
+		}
+	}
 }
 
 // splitListen checks a listen address: "host:port" or ":port", where the
@@ -150,6 +164,19 @@ func splitListen(addr string) (host, port string, err error) {
 
 func isWildcard(host string) bool {
 	return host == "" || host == "0.0.0.0" || host == "::" || host == "[::]"
+}
+
+// validateTLS checks that the HTTP certificate and key come together.
+// The files are read when the listener starts, and an error there names
+// the field too.
+func (c *Config) validateTLS(v *validator) {
+	h := c.HTTP
+	switch {
+	case h.TLSCert != "" && h.TLSKey == "":
+		v.add("http.tls_key", "required with http.tls_cert")
+	case h.TLSKey != "" && h.TLSCert == "":
+		v.add("http.tls_cert", "required with http.tls_key")
+	}
 }
 
 func (c *Config) validateHub(v *validator) {

@@ -13,6 +13,9 @@ import (
 type WebRTCConfig struct {
 	// UDPPort is the single UDP port for all WebRTC media (1..65535).
 	UDPPort int `yaml:"udp_port" json:"udp_port"`
+	// TCPPort is the one TCP port of ICE-TCP, the fallback for clients
+	// that cannot use UDP (0 turns ICE-TCP off). It is bound on UDPHost.
+	TCPPort int `yaml:"tcp_port" json:"tcp_port"`
 	// UDPHost is the IP address the UDP port is bound to; "" binds every
 	// local address.
 	UDPHost string `yaml:"udp_host" json:"udp_host"`
@@ -49,6 +52,7 @@ type CIDRFilter struct {
 func defaultWebRTC() WebRTCConfig {
 	return WebRTCConfig{
 		UDPPort:     8189,
+		TCPPort:     8189,
 		PeerTimeout: Duration(10e9),
 		StartDelay:  Duration(20e6),
 		AllowOrigin: "*",

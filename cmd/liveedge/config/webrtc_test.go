@@ -48,3 +48,26 @@ webrtc:
 		t.Error("unknown key accepted")
 	}
 }
+
+func TestWebRTCTCPPort(t *testing.T) {
+	c := Default()
+	if c.WebRTC.TCPPort != 8189 {
+		t.Fatalf("default tcp_port %d", c.WebRTC.TCPPort)
+	}
+	c.WebRTC.TCPPort = 0
+	if err := c.Validate(); err != nil {
+		t.Fatalf("tcp_port 0 (off): %v", err)
+	}
+	for _, tc := range []struct {
+		port int
+		want string
+	}{
+		{-1, "webrtc.tcp_port: -1 is not in 0..65535"},
+		{1935, `webrtc.tcp_port: 1935 conflicts with rtmp.listen ":1935"`},
+	} {
+		c.WebRTC.TCPPort = tc.port
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("tcp_port %d: %v, want %q", tc.port, err, tc.want)
+		}
+	}
+}
