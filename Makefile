@@ -1,6 +1,6 @@
 GO ?= go
 FUZZTIME ?= 20s
-BENCH_FLAGS ?= -kinds rtmp,hls,hls-ts
+BENCH_FLAGS ?= -kinds rtmp,flv,rtsp,whep,hls,hls-ts
 FAILOVER_FLAGS ?=
 
 BIN := bin
@@ -17,8 +17,8 @@ NPM ?= npm
 
 build: vendor
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/liveedge ./cmd/liveedge
-	$(GO) build -o $(BIN)/liveedge-bench ./cmd/liveedge-bench
+	$(GO) build -ldflags "-X main.version=$(shell git describe --always --dirty 2>/dev/null || echo dev)" -o $(BIN)/liveedge ./cmd/liveedge
+	$(GO) build -ldflags "-X main.version=$(shell git describe --always --dirty 2>/dev/null || echo dev)" -o $(BIN)/liveedge-bench ./cmd/liveedge-bench
 
 # The player pages' JavaScript, from npm as static/package-lock.json pins it
 # (npm ci), copied into static/vendor/ (git-ignored) before go:embed picks it
@@ -60,6 +60,8 @@ test: tools vendor
 test-short:
 	$(GO) test -race -short ./...
 
+# Every viewer kind (about 5 minutes: rtmp and flv 1.2 min each, rtsp 0.8,
+# whep 0.7, hls and hls-ts 1.3 together), then the failover run (1.5 min).
 bench: build tools
 	./$(BIN)/liveedge-bench -server ./$(BIN)/liveedge $(BENCH_FLAGS)
 	./$(BIN)/liveedge-bench -server ./$(BIN)/liveedge -failover 10 $(FAILOVER_FLAGS)

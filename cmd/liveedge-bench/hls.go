@@ -54,12 +54,13 @@ func (k hlsKind) name() string {
 
 func (hlsKind) listener() string { return "http" }
 
-// configExtra is the hls section of the bench's server configuration.
+// configExtra is the hls section of the bench's server configuration
+// (and the http listener's WebRTC port off the default one).
 func (k hlsKind) configExtra() string {
 	if k.ts {
-		return fmt.Sprintf("hls: {variant: mpegts, segment_duration: %v}\n", hlsTSSegment)
+		return fmt.Sprintf("hls: {variant: mpegts, segment_duration: %v}\n", hlsTSSegment) + loopbackWebRTC()
 	}
-	return "hls: {variant: lowlatency}\n"
+	return "hls: {variant: lowlatency}\n" + loopbackWebRTC()
 }
 
 // warm starts the stream's muxer and waits for its first playlist, so the

@@ -34,6 +34,7 @@ type kindDefaults struct {
 	window, baseline, settle, drain time.Duration
 	warmup                          time.Duration
 	solo                            int
+	batch                           int // viewers connecting in parallel
 }
 
 // kindByName returns the viewer kind whose report name is proto.
@@ -108,6 +109,9 @@ func kindPlan(o *options, key string, kind viewerKind, all []runSpec, per map[st
 	}
 	if !set["solo"] && d.solo > 0 {
 		ko.probes = d.solo
+	}
+	if !set["batch"] && d.batch > 0 {
+		ko.batch = d.batch
 	}
 	switch {
 	case per[key] != nil:

@@ -5,7 +5,7 @@
 // kind and reports, per protocol: server CPU and RSS per viewer, time to
 // first frame, whether the first frame is a keyframe, latency and stalls.
 //
-//	liveedge-bench -server ./bin/liveedge [-kinds rtmp,hls,hls-ts]
+//	liveedge-bench -server ./bin/liveedge [-kinds rtmp,flv,whep,hls,hls-ts]
 //	               [-runs 100@2M,300@2M,1000@500k | -runs 'rtmp=100@2M;hls=100@2M,500@2M']
 //	               [-window 10s] [-repeat 1] [-json FILE] [-keep-logs]
 //
@@ -48,7 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	o := &options{}
 	fo := failoverFlags(fs)
 	fs.StringVar(&o.server, "server", "./bin/liveedge", "liveedge binary to start")
-	runsFlag := fs.String("runs", "100@2M,300@2M,1000@500k", "configurations: VIEWERS@BITRATE, comma-separated, for every kind; or per kind, KIND=RUNS;KIND=RUNS (unnamed kinds keep their defaults; hls and hls-ts default to 100@2M,500@2M with shorter phases)")
+	runsFlag := fs.String("runs", "100@2M,300@2M,1000@500k", "configurations: VIEWERS@BITRATE, comma-separated, for every kind; or per kind, KIND=RUNS;KIND=RUNS (unnamed kinds keep their defaults; hls and hls-ts default to 100@2M,500@2M, whep to 10@2M,50@2M, with shorter phases)")
 	kindsFlag := fs.String("kinds", "rtmp", "viewer kinds, comma-separated (available: "+strings.Join(kindNames(), ", ")+")")
 	fs.DurationVar(&o.window, "window", 10*time.Second, "measurement window with all viewers connected")
 	repeat := fs.Int("repeat", 1, "repeat each configuration this many times (median and min–max are printed)")

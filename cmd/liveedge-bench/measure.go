@@ -84,6 +84,7 @@ type result struct {
 	Stalls        int            `json:"stalls"`
 	MaxGap        num            `json:"max_gap_ms"`
 	NoSEI         int            `json:"frames_without_sei"`
+	PreKey        int            `json:"frames_before_key"` // received before the first keyframe (kinds that wait for one)
 	ServerWarn    int            `json:"server_warnings"`
 	ServerError   int            `json:"server_errors"`
 	ServerDropped int            `json:"server_dropped_units"` // units the server skipped for lagging players
@@ -460,7 +461,7 @@ func runOne(ctx context.Context, o *options, clip *demo.Clip, kind viewerKind, s
 		<-v.done
 		if v.frames > 0 {
 			solo = append(solo, v.ttff)
-			if v.firstKey {
+			if v.keyFirst() {
 				soloKey++
 			}
 		}
@@ -512,13 +513,14 @@ func runOne(ctx context.Context, o *options, clip *demo.Clip, kind viewerKind, s
 			continue
 		}
 		ttff = append(ttff, v.ttff)
-		if v.firstKey {
+		if v.keyFirst() {
 			key++
 		}
 		lat = append(lat, v.latency...)
 		res.Stalls += v.stalls
 		res.MaxGap = max(res.MaxGap, num(ms(v.maxGap)))
 		res.NoSEI += v.noSEI
+		res.PreKey += v.preKey
 	}
 	if len(errs) > 0 {
 		res.ViewerErrors = errs

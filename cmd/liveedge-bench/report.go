@@ -209,6 +209,9 @@ func printDetails(w io.Writer, results []*result) {
 		if len(r.ViewerErrors) > 0 {
 			fmt.Fprintf(w, "      viewer errors: %s\n", countString(r.ViewerErrors))
 		}
+		if r.PreKey > 0 {
+			fmt.Fprintf(w, "      %d frames arrived before the viewer's first keyframe (not decodable; not counted as its first frame)\n", r.PreKey)
+		}
 		if r.NoSEI > 0 {
 			fmt.Fprintf(w, "      %d frames without the bench SEI\n", r.NoSEI)
 		}

@@ -189,7 +189,7 @@ func rtmpPlayConn(ctx context.Context, nc net.Conn, addr, app, key string, v *vi
 				deadlineSet = now
 				nc.SetReadDeadline(now.Add(rtmpIdleTimeout))
 			}
-			rtmpVideo(now, m.Body, v)
+			videoTag(now, m.Body, v) // an RTMP video message body is an FLV video tag body
 		case msgWindowAckSize:
 			if len(m.Body) >= 4 {
 				ackWindow = binary.BigEndian.Uint32(m.Body)
@@ -207,19 +207,6 @@ func rtmpPlayConn(ctx context.Context, nc net.Conn, addr, app, key string, v *vi
 			return err
 		}
 	}
-}
-
-// rtmpVideo reports one video message (FLV video tag body) to v.
-func rtmpVideo(now time.Time, body []byte, v *viewer) {
-	if len(body) < 5 || body[0]&0x80 != 0 || body[0]&0x0f != 7 {
-		return // not legacy AVC (enhanced RTMP is for H.265 and others)
-	}
-	if body[1] != 1 {
-		return // sequence header or end of sequence
-	}
-	idr, pub, hasPub := avccInfo(body[5:])
-	// A keyframe is flagged as one (frame type 1) and holds an IDR slice.
-	v.frame(now, body[0]>>4 == 1 && idr, pub, hasPub)
 }
 
 // rtmpStatus returns the code of an onStatus command, and an error for

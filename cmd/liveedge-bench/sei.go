@@ -152,27 +152,54 @@ func appendFiller(dst []byte, n int) []byte {
 	return append(dst, 0x80)
 }
 
+// auInfo is what the bench looks for in an access unit: whether it holds
+// an IDR slice, and the publisher timestamp of its first bench SEI. Every
+// viewer kind feeds it the NAL units it received, whatever their framing.
+type auInfo struct {
+	idr    bool
+	pub    int64
+	hasPub bool
+}
+
+// add looks at one NAL unit.
+func (a *auInfo) add(nalu []byte) {
+	if len(nalu) == 0 {
+		return
+	}
+	switch nalu[0] & 0x1f {
+	case naluTypeIDR:
+		a.idr = true
+	case naluTypeSEI:
+		if !a.hasPub {
+			a.pub, a.hasPub = parseSEITime(nalu)
+		}
+	}
+}
+
 // avccInfo scans an AVCC access unit (4-byte NAL unit lengths): whether it
 // holds an IDR slice, and the bench SEI timestamp if it holds one.
 func avccInfo(b []byte) (idr bool, pub int64, hasPub bool) {
+	var a auInfo
 	for len(b) >= 4 {
 		n := binary.BigEndian.Uint32(b)
 		b = b[4:]
 		if uint64(n) > uint64(len(b)) || n == 0 {
-			return idr, pub, hasPub
+			break
 		}
-		nalu := b[:n]
+		a.add(b[:n])
 		b = b[n:]
-		switch nalu[0] & 0x1f {
-		case naluTypeIDR:
-			idr = true
-		case naluTypeSEI:
-			if !hasPub {
-				pub, hasPub = parseSEITime(nalu)
-			}
-		}
 	}
-	return idr, pub, hasPub
+	return a.idr, a.pub, a.hasPub
+}
+
+// nalusInfo is avccInfo for an access unit already split into NAL units
+// (RTP depacketizers).
+func nalusInfo(nalus [][]byte) (idr bool, pub int64, hasPub bool) {
+	var a auInfo
+	for _, n := range nalus {
+		a.add(n)
+	}
+	return a.idr, a.pub, a.hasPub
 }
 
 // isVCL reports whether an H.264 NAL unit type carries slice data.

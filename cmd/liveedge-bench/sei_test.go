@@ -101,3 +101,29 @@ func TestAVCCInfo(t *testing.T) {
 		t.Fatal("truncated NALU counted")
 	}
 }
+
+func TestNALUsInfo(t *testing.T) {
+	sei := appendSEI(nil, 42)
+	other := append([]byte{naluTypeSEI}, appendEscaped(nil, []byte{1, 1, 0x80})...) // another SEI message
+	tests := []struct {
+		name        string
+		nalus       [][]byte
+		idr, hasPub bool
+		pub         int64
+	}{
+		{"IDR with SEI", [][]byte{{0x67, 0x42}, {0x68, 0xce}, sei, {0x65, 0x88}}, true, true, 42},
+		{"P with SEI", [][]byte{sei, {0x41, 0x9a}}, false, true, 42},
+		{"foreign SEI only", [][]byte{other, {0x41, 0x9a}}, false, false, 0},
+		{"first bench SEI wins", [][]byte{other, sei, appendSEI(nil, 7), {0x41}}, false, true, 42},
+		{"empty NAL units skipped", [][]byte{nil, {}, {0x65}}, true, false, 0},
+		{"nothing", nil, false, false, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			idr, pub, ok := nalusInfo(tc.nalus)
+			if idr != tc.idr || ok != tc.hasPub || pub != tc.pub {
+				t.Fatalf("idr %v pub %d ok %v, want %v %d %v", idr, pub, ok, tc.idr, tc.pub, tc.hasPub)
+			}
+		})
+	}
+}

@@ -41,13 +41,19 @@ func serverConfig(listeners []string) string {
 		}
 		return ""
 	}
+	rtsp := `{listen: ""}`
+	if a := addr("rtsp"); a != "" {
+		// Viewers play over TCP: no UDP ports (the default ones may be
+		// taken by another server on the machine).
+		rtsp = fmt.Sprintf("{listen: %q, udp_rtp_port: 0}", a)
+	}
 	return fmt.Sprintf(`log: {level: info}
 rtmp: {listen: %q}
-rtsp: {listen: %q}
+rtsp: %s
 http: {listen: %q}
 admin: {listen: %q}
 streams: []
-`, addr("rtmp"), addr("rtsp"), addr("http"), addr("admin"))
+`, addr("rtmp"), rtsp, addr("http"), addr("admin"))
 }
 
 var listeningRE = regexp.MustCompile(`msg=listening proto=(\S+) addr=(\S+)`)

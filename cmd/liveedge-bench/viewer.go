@@ -28,6 +28,9 @@ type viewerKind interface {
 // viewerKinds are the kinds -kinds may name.
 var viewerKinds = map[string]viewerKind{
 	"rtmp": rtmpKind{},
+	"flv":  flvKind{},
+	"whep": whepKind{},
+	"rtsp": rtspKind{},
 }
 
 // Thresholds of the per-viewer figures.
@@ -64,6 +67,7 @@ type viewer struct {
 	maxGap   time.Duration
 	latency  []int32       // microseconds
 	noSEI    int           // frames without the bench SEI
+	preKey   int           // frames before the first keyframe, not counted as the first frame (see undecodable)
 	bytes    atomic.Uint64 // bytes received
 	requests atomic.Uint64 // requests sent (HTTP kinds)
 	gapLimit time.Duration // a longer gap between frames is a stall (0: stallGap); set by play
@@ -123,6 +127,16 @@ func (v *viewer) frame(now time.Time, key bool, pub int64, hasPub bool) {
 		v.latency = append(v.latency, int32(min(max(us, 0), 1<<31-1)))
 	}
 }
+
+// undecodable records a frame that arrived before any keyframe, for a
+// kind whose TTFF is the first keyframe (a decoder cannot show what
+// precedes it): the frame is not the viewer's first, and the viewer is
+// not counted as key-first.
+func (v *viewer) undecodable() { v.preKey++ }
+
+// keyFirst reports whether the first video frame the viewer received was
+// a keyframe.
+func (v *viewer) keyFirst() bool { return v.firstKey && v.preKey == 0 }
 
 // run plays until ctx ends and then marks the viewer done.
 func (v *viewer) run(ctx context.Context, kind viewerKind, addr, stream string) {

@@ -88,16 +88,21 @@ type Params struct {
 	// (default 2 s).
 	GatherTimeout time.Duration
 	// StartDelay is how long a peer waits after its DTLS handshake before
-	// the first packet (default 20 ms; negative: none). The server is the
+	// the first packet (default 100 ms; negative: none). The server is the
 	// DTLS client, so the viewer's side completes first, but a receiver
-	// may still be opening its SRTP streams for a moment, and pion-based
-	// receivers drop what arrives before: without the delay the cached
-	// keyframe can be lost and the viewer waits for a PLI round trip.
+	// may still be opening its SRTP streams for a moment, and receivers
+	// drop what arrives before: without the delay the cached keyframe can
+	// be lost and the viewer waits for a PLI round trip. 20 ms was enough
+	// for peers joining one at a time; ten pion peers joining at once on a
+	// loaded 2-core machine lost the keyframe most of the time below
+	// 100 ms.
 	StartDelay time.Duration
 	// GOP bounds each stream's ring of RTP frames (as the hub's).
 	GOP cache.Limits
 	// NACKHistory is how many packets per track each peer keeps to answer
-	// NACKs (default 512, a power of two).
+	// NACKs (default 256, a power of two: about 1.3 s of a 2 Mbit/s
+	// stream, several round trips; each packet is a copy, so this is most
+	// of a peer's memory).
 	NACKHistory uint16
 	// MaxPeers limits the peers of the server (default 0: no limit).
 	MaxPeers int
@@ -141,10 +146,10 @@ func New(p Params) (*Server, error) {
 		p.GatherTimeout = 2 * time.Second
 	}
 	if p.StartDelay == 0 {
-		p.StartDelay = 20 * time.Millisecond
+		p.StartDelay = 100 * time.Millisecond
 	}
 	if p.NACKHistory == 0 {
-		p.NACKHistory = 512
+		p.NACKHistory = 256
 	}
 	if p.GOP.MaxLag <= 0 {
 		p.GOP.MaxLag = 2 * time.Second

@@ -54,7 +54,7 @@ func defaultWebRTC() WebRTCConfig {
 		UDPPort:     8189,
 		TCPPort:     8189,
 		PeerTimeout: Duration(10e9),
-		StartDelay:  Duration(20e6),
+		StartDelay:  Duration(100e6),
 		AllowOrigin: "*",
 	}
 }

@@ -23,7 +23,7 @@ webrtc:
 	}
 	w := c.WebRTC
 	if w.UDPPort != 9000 || w.UDPHost != "127.0.0.1" || len(w.PublicIPs) != 1 || len(w.RemoteCandidates.Allow) != 2 ||
-		w.PeerTimeout != Duration(5e9) || w.StartDelay != Duration(20e6) || w.AllowOrigin != "*" {
+		w.PeerTimeout != Duration(5e9) || w.StartDelay != Duration(100e6) || w.AllowOrigin != "*" {
 		t.Fatalf("%+v", w)
 	}
 	p, err := ParsePrefixes(w.RemoteCandidates.Allow)
