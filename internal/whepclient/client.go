@@ -72,6 +72,8 @@ type Client struct {
 	wg         sync.WaitGroup
 	closeOnce  sync.Once
 	videoSSRC  uint32
+	lastSeq    uint16
+	seqCopies  *[1 << 16]uint8 // arrivals per video sequence number (saturating)
 }
 
 // Options shape a client.
@@ -191,6 +193,35 @@ func (c *Client) SendPLI() error {
 	return c.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
 }
 
+// SendNACK asks for the video packets with these sequence numbers again.
+func (c *Client) SendNACK(seqs ...uint16) error {
+	c.mu.Lock()
+	ssrc := c.videoSSRC
+	c.mu.Unlock()
+	return c.pc.WriteRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{MediaSSRC: ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)}})
+}
+
+// LastVideoSeq returns the sequence number of the last video packet
+// received, and how many packets carried it (more than one: resent).
+func (c *Client) LastVideoSeq() (seq uint16, copies int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seqCopies == nil {
+		return 0, 0
+	}
+	return c.lastSeq, int(c.seqCopies[c.lastSeq])
+}
+
+// Copies returns how many times the video packet seq arrived.
+func (c *Client) Copies(seq uint16) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seqCopies == nil {
+		return 0
+	}
+	return int(c.seqCopies[seq])
+}
+
 // Connected is closed once the PeerConnection is connected.
 func (c *Client) Connected() <-chan struct{} { return c.connected }
 
@@ -216,6 +247,19 @@ func (c *Client) read(tr *webrtc.TrackRemote) {
 			c.audioPkts++
 			c.mu.Unlock()
 			continue
+		}
+		c.mu.Lock()
+		if c.seqCopies == nil {
+			c.seqCopies = new([1 << 16]uint8)
+		}
+		if c.seqCopies[pkt.SequenceNumber] < 255 {
+			c.seqCopies[pkt.SequenceNumber]++
+		}
+		resent := c.seqCopies[pkt.SequenceNumber] > 1
+		c.lastSeq = pkt.SequenceNumber
+		c.mu.Unlock()
+		if resent {
+			continue // a retransmission: the frame was complete already
 		}
 		f, ok, broken := asm.push(pkt.SequenceNumber, pkt.Timestamp, pkt.Marker, pkt.Payload)
 		c.mu.Lock()

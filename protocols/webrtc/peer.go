@@ -64,6 +64,8 @@ type peer struct {
 	keyReq    chan struct{}
 
 	sentBytes, plis, nacks, skips atomic.Uint64
+	resent                        atomic.Uint64
+	vhist                         atomic.Pointer[history] // set once video is bound
 }
 
 // newPeer registers the viewer with the hub (waiting for a stream that is
@@ -224,9 +226,10 @@ func (p *peer) close() {
 	p.srv.releaseFeed(p.feed)
 }
 
-// readRTCP drains a sender's RTCP (the NACK responder and sender reports
-// see it on the way); a PLI or FIR asks the writer for a keyframe from the
-// cache.
+// readRTCP drains a sender's RTCP (the sender reports interceptor sees it
+// on the way): a video NACK is answered from the peer's history (the
+// stream's shared payloads); a PLI or FIR asks the writer for a keyframe
+// from the cache.
 func (p *peer) readRTCP(s *webrtc.RTPSender, video bool) {
 	defer p.wg.Done()
 	for {
@@ -249,6 +252,25 @@ func (p *peer) readRTCP(s *webrtc.RTPSender, video bool) {
 			case *rtcp.TransportLayerNack:
 				p.nacks.Add(1)
 				p.srv.stats.nacks.Add(1)
+				if h := p.vhist.Load(); video && h != nil {
+					p.answerNACK(h, pk.(*rtcp.TransportLayerNack))
+				}
+			}
+		}
+	}
+}
+
+// answerNACK resends the packets a NACK lists that the history holds.
+func (p *peer) answerNACK(h *history, n *rtcp.TransportLayerNack) {
+	for _, pair := range n.Nacks {
+		for _, seq := range pair.PacketList() {
+			ok, err := h.resend(seq)
+			if err != nil {
+				return
+			}
+			if ok {
+				p.resent.Add(1)
+				p.srv.stats.resent.Add(1)
 			}
 		}
 	}
@@ -323,10 +345,12 @@ func (p *peer) run() {
 		rnd[i] = byte(rand.Uint32())
 	}
 	vbase, abase := binary.BigEndian.Uint32(rnd[0:4]), binary.BigEndian.Uint32(rnd[4:8])
-	vs, ok := p.video.sender(binary.BigEndian.Uint16(rnd[8:10]))
+	vs, ok := p.video.sender(binary.BigEndian.Uint16(rnd[8:10]), nil)
 	if !ok {
 		return
 	}
+	vs.hist = newHistory(int(p.srv.p.NACKHistory), vs.ws)
+	p.vhist.Store(vs.hist)
 	var as sender
 	haveAudio := false
 	var vclock clock
@@ -401,7 +425,7 @@ func (p *peer) run() {
 					continue
 				}
 				if !haveAudio {
-					if as, haveAudio = p.audio.sender(uint16(rand.Uint32())); !haveAudio {
+					if as, haveAudio = p.audio.sender(uint16(rand.Uint32()), nil); !haveAudio {
 						continue
 					}
 				}

@@ -26,7 +26,6 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/webrtc/v4"
 
@@ -99,10 +98,10 @@ type Params struct {
 	StartDelay time.Duration
 	// GOP bounds each stream's ring of RTP frames (as the hub's).
 	GOP cache.Limits
-	// NACKHistory is how many packets per track each peer keeps to answer
-	// NACKs (default 256, a power of two: about 1.3 s of a 2 Mbit/s
-	// stream, several round trips; each packet is a copy, so this is most
-	// of a peer's memory).
+	// NACKHistory is how many video packets back each peer can resend on a
+	// NACK (default 512, rounded up to a power of two: about 2.5 s of a
+	// 2 Mbit/s stream). The history holds the stream's shared payloads,
+	// not copies: a few dozen bytes per packet and peer.
 	NACKHistory uint16
 	// MaxPeers limits the peers of the server (default 0: no limit).
 	MaxPeers int
@@ -127,7 +126,7 @@ type Server struct {
 	closed bool
 
 	stats struct {
-		created, removed, dead, plis, nacks, keyResends atomic.Uint64
+		created, removed, dead, plis, nacks, resent, keyResends atomic.Uint64
 	}
 }
 
@@ -149,7 +148,7 @@ func New(p Params) (*Server, error) {
 		p.StartDelay = 100 * time.Millisecond
 	}
 	if p.NACKHistory == 0 {
-		p.NACKHistory = 256
+		p.NACKHistory = 512
 	}
 	if p.GOP.MaxLag <= 0 {
 		p.GOP.MaxLag = 2 * time.Second
@@ -289,8 +288,9 @@ var h264Profiles = []struct {
 
 // newAPI builds the pion API shared by every peer: the codecs, the one
 // UDP port and the candidate policy. Interceptors are built per peer from
-// the registry: a NACK responder with a bounded history and RTCP sender
-// reports, nothing else (no TWCC, no receiver-side interceptors).
+// the registry: RTCP sender reports, nothing else (no TWCC, no
+// receiver-side interceptors; NACKs are answered by the peer from its
+// history of shared payloads, see history).
 func (s *Server) newAPI() (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	fb := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
@@ -311,11 +311,6 @@ func (s *Server) newAPI() (*webrtc.API, error) {
 
 	reg := &interceptor.Registry{}
 	plog := pionLoggerFactory{log: s.log}
-	responder, err := nack.NewResponderInterceptor(nack.ResponderSize(s.p.NACKHistory), nack.WithResponderLoggerFactory(plog))
-	if err != nil {
-		return nil, err
-	}
-	reg.Add(responder)
 	sr, err := report.NewSenderInterceptor(report.WithSenderLoggerFactory(plog))
 	if err != nil {
 		return nil, err
@@ -356,7 +351,8 @@ type Stats struct {
 	Dead       uint64 // peers removed because ICE failed or never connected
 	PLIs       uint64 // PLI/FIR received from viewers
 	KeyResends uint64 // keyframe re-sends from the cache, answering them
-	NACKs      uint64 // NACK packets received (answered by the responder)
+	NACKs      uint64 // NACK packets received
+	Resent     uint64 // packets sent again answering them
 }
 
 // Stats returns a snapshot of the counters.
@@ -366,7 +362,7 @@ func (s *Server) Stats() Stats {
 	s.mu.Unlock()
 	return Stats{Peers: n, Created: s.stats.created.Load(), Removed: s.stats.removed.Load(),
 		Dead: s.stats.dead.Load(), PLIs: s.stats.plis.Load(), KeyResends: s.stats.keyResends.Load(),
-		NACKs: s.stats.nacks.Load()}
+		NACKs: s.stats.nacks.Load(), Resent: s.stats.resent.Load()}
 }
 
 // Peers returns the number of peers of a stream ("" for all streams).

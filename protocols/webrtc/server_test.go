@@ -397,3 +397,26 @@ func TestICETCPPortBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestNACKAnsweredFromHistory: a NACK for a recent video packet makes the
+// server send it again (from the peer's history of the stream's shared
+// payloads); one for a packet beyond the history is not answered. (The
+// client's SRTP replay protection drops a copy of a packet it already
+// has, so the resend is counted on the server side.)
+func TestNACKAnsweredFromHistory(t *testing.T) {
+	s, _ := testServer(t, func(p *Params) { p.NACKHistory = 64 })
+	c, _ := play(t, s, "live/demo")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.WaitFrames(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	seq, _ := c.LastVideoSeq()
+	if err := c.SendNACK(seq, seq-1000); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the NACK answered", 5*time.Second, func() bool { return s.Stats().Resent >= 1 })
+	if st := s.Stats(); st.NACKs != 1 || st.Resent != 1 {
+		t.Fatalf("stats %+v, want 1 NACK and exactly 1 packet resent", st)
+	}
+}

@@ -86,12 +86,13 @@ type sender struct {
 	pt   uint8
 	ws   webrtc.TrackLocalWriter
 	seq  uint16
+	hist *history // nil: NACKs are not answered (audio)
 }
 
-func (t *outTrack) sender(seq uint16) (sender, bool) {
+func (t *outTrack) sender(seq uint16, hist *history) (sender, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return sender{ssrc: t.ssrc, pt: t.pt, ws: t.ws, seq: seq}, t.ws != nil
+	return sender{ssrc: t.ssrc, pt: t.pt, ws: t.ws, seq: seq, hist: hist}, t.ws != nil
 }
 
 // write sends one frame's payloads with this peer's header; the last
@@ -102,10 +103,56 @@ func (s *sender) write(payloads [][]byte, ts uint32, marker bool) (int, error) {
 		h := rtp.Header{Version: 2, PayloadType: s.pt, SequenceNumber: s.seq, Timestamp: ts,
 			SSRC: s.ssrc, Marker: marker && i == len(payloads)-1}
 		s.seq++
+		if s.hist != nil {
+			s.hist.put(h, p)
+		}
 		if _, err := s.ws.WriteRTP(&h, p); err != nil {
 			return n, err
 		}
 		n += len(p)
 	}
 	return n, nil
+}
+
+// history is a peer's record of the packets it sent, to answer NACKs: per
+// sequence number the header it had and the stream's shared payload (no
+// copy; every peer of the stream points at the same bytes). It costs a
+// peer a few dozen bytes per entry, not a copy of each packet.
+type history struct {
+	mu      sync.Mutex
+	entries []histEntry // len is a power of two
+	ws      webrtc.TrackLocalWriter
+}
+
+type histEntry struct {
+	h       rtp.Header
+	payload []byte
+	set     bool
+}
+
+func newHistory(size int, ws webrtc.TrackLocalWriter) *history {
+	n := 1
+	for n < size {
+		n <<= 1
+	}
+	return &history{entries: make([]histEntry, n), ws: ws}
+}
+
+func (h *history) put(hdr rtp.Header, payload []byte) {
+	h.mu.Lock()
+	h.entries[int(hdr.SequenceNumber)&(len(h.entries)-1)] = histEntry{h: hdr, payload: payload, set: true}
+	h.mu.Unlock()
+}
+
+// resend sends again the packet with sequence number seq, if the history
+// still holds it; it reports whether it did.
+func (h *history) resend(seq uint16) (bool, error) {
+	h.mu.Lock()
+	e := h.entries[int(seq)&(len(h.entries)-1)]
+	h.mu.Unlock()
+	if !e.set || e.h.SequenceNumber != seq {
+		return false, nil
+	}
+	_, err := h.ws.WriteRTP(&e.h, e.payload)
+	return err == nil, err
 }
