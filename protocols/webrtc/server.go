@@ -109,8 +109,8 @@ type Params struct {
 
 // Server is the WebRTC output.
 type Server struct {
-	p   Params
-	log *slog.Logger
+	p      Params
+	log    *slog.Logger
 	api    *webrtc.API
 	mux    ice.UDPMux
 	tcpMux ice.TCPMux // nil: no ICE-TCP
