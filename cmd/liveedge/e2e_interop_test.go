@@ -9,12 +9,14 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/gorilla/websocket"
 
+	"github.com/liveedge/liveedge/hub"
 	"github.com/liveedge/liveedge/hub/auth"
 	"github.com/liveedge/liveedge/internal/nginxtest"
 	"github.com/liveedge/liveedge/internal/whepclient"
@@ -97,7 +99,6 @@ webrtc:
   tcp_port: 0
   udp_host: 127.0.0.1
   remote_candidates: {allow: [127.0.0.0/8]}
-  start_delay: 60ms
 auth:
   secrets: {live: %[4]q, tier: %[5]q}
   apps: {tier: {play: true}}
@@ -281,10 +282,18 @@ func avcResolution(t *testing.T, rec []byte) (int, int) {
 }
 
 // checkWHEP plays u (a WHEP endpoint) with the pion client: H.264, the
-// first complete frame an IDR with its SPS and PPS, and 25 frames.
+// first complete frame an IDR whose SPS says 640x360, and 25 frames.
 func checkWHEP(t *testing.T, u string) {
 	t.Helper()
-	c, err := whepclient.New(whepclient.Options{Audio: true})
+	var mu sync.Mutex
+	var first *whepclient.Frame
+	c, err := whepclient.New(whepclient.Options{Audio: true, OnFrame: func(f whepclient.Frame) {
+		mu.Lock()
+		if first == nil {
+			first = &f
+		}
+		mu.Unlock()
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,8 +316,23 @@ func checkWHEP(t *testing.T, u string) {
 		t.Fatal(err)
 	}
 	st := c.Stats()
-	if st.VideoCodec != "video/H264" || st.First == nil || !st.First.IsIDR() {
-		t.Fatalf("codec %q, first complete frame %+v (%d incomplete frames)", st.VideoCodec, st.First, st.Incomplete)
+	mu.Lock()
+	f := first
+	mu.Unlock()
+	if st.VideoCodec != "video/H264" || f == nil || !f.IsIDR() {
+		t.Fatalf("codec %q, first complete frame types %v (%d incomplete frames)", st.VideoCodec, f.NALTypes, st.Incomplete)
+	}
+	var sps, pps []byte
+	for _, n := range f.NALUs {
+		switch {
+		case len(n) > 0 && n[0]&0x1f == 7:
+			sps = n
+		case len(n) > 0 && n[0]&0x1f == 8:
+			pps = n
+		}
+	}
+	if tr, err := hub.NewH264Track(sps, pps); err != nil || tr.Width != 640 || tr.Height != 360 {
+		t.Fatalf("first frame's SPS: %v %+v", err, tr)
 	}
 	if pu, err := url.Parse(u); err == nil {
 		whepclient.Do(ctx, http.MethodDelete, pu.Scheme+"://"+pu.Host+res.Location, "", nil) //nolint:errcheck // Close ends the peer anyway
