@@ -50,7 +50,7 @@ func ParseFLV(b []byte) (*Clip, error) {
 	}
 	off := int(binary.BigEndian.Uint32(b[5:9])) + 4
 	c := &Clip{}
-	var lastVideo, lastAudio time.Duration
+	var lastVideo time.Duration
 	for off+11 <= len(b) {
 		typ := b[off]
 		size := int(b[off+1])<<16 | int(b[off+2])<<8 | int(b[off+3])
@@ -94,19 +94,40 @@ func ParseFLV(b []byte) (*Clip, error) {
 				}
 			} else {
 				c.Frames = append(c.Frames, Frame{DTS: ts, PTS: ts, Payload: body[2:]})
-				lastAudio = ts
 			}
 		}
 	}
 	if c.Video == nil || len(c.Frames) == 0 {
 		return nil, errors.New("demo: clip has no H.264 video")
 	}
-	// The loop period: one frame interval after the last frame.
+	// The loop period: one video frame interval after the last video
+	// frame, so that video keeps its cadence across the wrap (a longer
+	// gap there makes an LL-HLS part longer than the others, and players
+	// that check the part target, iOS's, fail). Audio frames that would
+	// reach past the wrap are dropped.
 	fps := c.Video.FPS
 	if fps <= 0 {
 		fps = 25
 	}
-	c.Duration = max(lastVideo+time.Duration(float64(time.Second)/fps), lastAudio+21*time.Millisecond)
+	// The clip starts at its first video frame (time 0).
+	var first time.Duration = -1
+	for _, f := range c.Frames {
+		if f.Video {
+			first = f.DTS
+			break
+		}
+	}
+	c.Duration = lastVideo - first + time.Duration(float64(time.Second)/fps)
+	kept := c.Frames[:0]
+	for _, f := range c.Frames {
+		f.DTS -= first
+		f.PTS -= first
+		if f.DTS < 0 || (!f.Video && f.DTS+21*time.Millisecond > c.Duration) {
+			continue
+		}
+		kept = append(kept, f)
+	}
+	c.Frames = kept
 	return c, nil
 }
 
