@@ -229,6 +229,7 @@ type timeline struct {
 	haveIn  [2]bool
 	lastOut [2]time.Duration
 	haveOut [2]bool
+	step    [2]time.Duration // each track's last input DTS step (its frame interval)
 	maxOut  time.Duration
 }
 
@@ -248,13 +249,24 @@ func (t *timeline) mapDTS(video bool, dts time.Duration) time.Duration {
 	}
 	if t.rebase || !t.started {
 		if t.started {
-			t.offset = t.maxOut + rebaseGap - dts
+			// The first unit after the cut follows the last one out by at
+			// least rebaseGap, and by its track's frame interval when
+			// that is longer: video keeps its cadence across a source
+			// switch.
+			next := t.maxOut + rebaseGap
+			if t.haveOut[k] && t.step[k] > 0 && t.step[k] <= maxBackwardGap {
+				next = max(next, t.lastOut[k]+t.step[k])
+			}
+			t.offset = next - dts
 		} else {
 			t.offset = -dts
 		}
 		t.rebase = false
 		t.started = true
 		t.haveIn = [2]bool{}
+	}
+	if t.haveIn[k] && dts > t.lastIn[k] {
+		t.step[k] = dts - t.lastIn[k]
 	}
 	t.lastIn[k] = dts
 	t.haveIn[k] = true
