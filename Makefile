@@ -13,7 +13,7 @@ NPM ?= npm
 
 .DEFAULT_GOAL := build
 
-.PHONY: build vendor run tools test test-short bench bench-failover fuzz clean
+.PHONY: build vendor run tools test test-short bench bench-failover fuzz install clean
 
 build: vendor
 	@mkdir -p $(BIN)
@@ -43,6 +43,18 @@ vendor:
 		tail -n 3 "$$tmp/npm.log" 2>/dev/null || true; \
 	fi; \
 	rm -rf "$$tmp"
+
+# Installs the binary, the systemd unit and (when there is none yet) a
+# configuration. PREFIX and DESTDIR as usual; then, as root:
+#   useradd --system --no-create-home liveedge && systemctl enable --now liveedge
+PREFIX ?= /usr/local
+install: build
+	install -D -m 0755 $(BIN)/liveedge $(DESTDIR)$(PREFIX)/bin/liveedge
+	install -D -m 0644 packaging/liveedge.service $(DESTDIR)/etc/systemd/system/liveedge.service
+	@if [ ! -e $(DESTDIR)/etc/liveedge/liveedge.yaml ]; then \
+		install -D -m 0640 packaging/examples/single-edge.yaml $(DESTDIR)/etc/liveedge/liveedge.yaml; \
+		echo "install: /etc/liveedge/liveedge.yaml from packaging/examples/single-edge.yaml: change its secrets"; \
+	fi
 
 # No arguments: embedded default config, serving the demo stream live/demo.
 run: build

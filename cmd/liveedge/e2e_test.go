@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -192,5 +193,20 @@ streams:
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("viewer still running after the server stopped")
+	}
+}
+
+// TestExampleConfigs: the configurations shipped in packaging/examples are
+// valid.
+func TestExampleConfigs(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "packaging", "examples", "*.yaml"))
+	if err != nil || len(files) < 3 {
+		t.Fatalf("example configurations: %v %v", files, err)
+	}
+	for _, f := range files {
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{"--config", f, "--check-config"}, &stdout, &stderr); code != 0 {
+			t.Errorf("%s: exit %d: %s", f, code, stderr.String())
+		}
 	}
 }
