@@ -5,7 +5,10 @@
 //
 // Every FLV tag is made once per unit (hub.FormatFLV on the unit) and the
 // start headers once per configuration (hub.FormatFLV on the Tracks); the
-// bytes are shared by every viewer, whose own work is only the write.
+// bytes are shared by every viewer, whose own work is only the write. An
+// HTTP/1.1 viewer's connection is taken over once the response is decided,
+// and each batch goes out as one chunk with one writev of the shared bytes
+// (chunked.go); HTTP/2 and TLS viewers use the ResponseWriter.
 package flv
 
 import (

@@ -164,9 +164,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log := s.log.With("stream", name, "remote", r.RemoteAddr, "via", proto)
 	start := time.Now()
 	log.Info("playing")
-	if ws {
+	switch {
+	case ws:
 		err = s.serveWS(ctx, cancel, w, r, sub)
-	} else {
+	case hijackable(r):
+		err = s.serveConn(ctx, cancel, w, sub)
+	default:
 		err = s.serveHTTP(ctx, w, sub)
 	}
 	lvl := slog.LevelInfo
@@ -190,7 +193,8 @@ func (s *Server) admit(r *http.Request, stream, proto string) int {
 	return 0
 }
 
-// serveHTTP streams over the chunked response body.
+// serveHTTP streams over the ResponseWriter's chunked body (HTTP/2, TLS,
+// or a ResponseWriter that cannot be hijacked).
 func (s *Server) serveHTTP(ctx context.Context, w http.ResponseWriter, sub *hub.Subscriber) error {
 	setHeaders(w)
 	w.WriteHeader(http.StatusOK)
@@ -302,14 +306,14 @@ func (s *Server) reason(err error, r *http.Request) string {
 	switch {
 	case err == nil:
 		return "done"
+	case s.ctx.Err() != nil:
+		return "server closing"
 	case isTimeout(err):
 		return "write timeout (slow viewer)"
 	case errors.Is(err, hub.ErrSlowViewer):
 		return "too far behind (slow viewer)"
 	case errors.Is(err, hub.ErrStreamEnded):
 		return "stream ended"
-	case s.ctx.Err() != nil:
-		return "server closing"
 	case errors.Is(err, context.Canceled), r.Context().Err() != nil, errors.Is(err, io.EOF),
 		errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed),
 		errors.Is(err, websocket.ErrCloseSent):
