@@ -49,6 +49,14 @@ type Authorizer interface {
 	Check(r auth.Request) error
 }
 
+// SessionAuthorizer is an Authorizer that also wants to know the client's
+// session (its protocol and address), such as a webhook. Admit calls
+// CheckSession instead of Check on an Authorizer that has it.
+type SessionAuthorizer interface {
+	Authorizer
+	CheckSession(r auth.Request, s Session) error
+}
+
 // Sourcer starts pulls on demand: the hub calls Want when a viewer asks for
 // a stream that has no producer. It must not block.
 type Sourcer interface {
@@ -68,6 +76,13 @@ type Params struct {
 	ProducerGrace time.Duration
 	Authorizer    Authorizer
 	Sourcer       Sourcer
+	// Events, if set, is told of streams starting and ending and of their
+	// last viewer leaving. The hub calls it without holding its locks,
+	// from the goroutine that caused the event; it must not block (hand
+	// the event to a queue) and must not expect one goroutine for all
+	// streams. A stream's events come in order: StreamStarted, any
+	// NoViewers, StreamEnded.
+	Events func(Event)
 }
 
 // Session describes the client behind a producer or subscriber.
@@ -138,7 +153,13 @@ func (h *Hub) Admit(r auth.Request, s Session) error {
 	if a == nil {
 		return nil
 	}
-	if err := a.Check(r); err != nil {
+	var err error
+	if sa, ok := a.(SessionAuthorizer); ok {
+		err = sa.CheckSession(r, s)
+	} else {
+		err = a.Check(r)
+	}
+	if err != nil {
 		h.counters.refused(err)
 		h.log.Warn("access refused", "stream", r.Stream, "action", r.Action.String(),
 			"proto", s.Protocol, "remote", s.Remote, "reason", err)
@@ -183,7 +204,6 @@ func (h *Hub) getStream(name string, create bool) (*Stream, error) {
 // removeIfIdle drops the stream from the map when nothing uses it.
 func (h *Hub) removeIfIdle(s *Stream) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	s.mu.Lock()
 	idle := s.producer == nil && len(s.subs) == 0 && s.waiting == 0
 	if idle && h.streams[s.name] == s {
@@ -191,8 +211,10 @@ func (h *Hub) removeIfIdle(s *Stream) {
 		s.ended = true
 	}
 	s.mu.Unlock()
+	h.mu.Unlock()
 	if idle {
 		s.ring.Close()
+		s.emit(Event{Type: StreamEnded, Stream: s.name, Producer: s.lastProducer()})
 	}
 }
 

@@ -76,24 +76,31 @@ func (p *Producer) SetTracks(video, audio *Track) error {
 	}
 	s := p.s
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.producer != p {
+		s.mu.Unlock()
 		return ErrReplaced
 	}
-	s.setTracksLocked(video, audio)
+	first := s.setTracksLocked(video, audio)
+	s.mu.Unlock()
+	if first {
+		s.emit(Event{Type: StreamStarted, Stream: s.name, Producer: p.sess})
+	}
 	return nil
 }
 
-func (s *Stream) setTracksLocked(video, audio *Track) {
+// setTracksLocked sets the configuration; first reports that it is the
+// stream's first one (the stream is ready).
+func (s *Stream) setTracksLocked(video, audio *Track) (first bool) {
 	if t := s.tracks; t != nil && t.Video.Equal(video) && t.Audio.Equal(audio) {
-		return
+		return false
 	}
-	first := s.tracks == nil
+	first = s.tracks == nil
 	s.tracks = &Tracks{Video: video, Audio: audio, Start: s.tl.maxOut}
 	if first {
 		close(s.ready)
 	}
 	s.log.Info("tracks", "video", trackString(video), "audio", trackString(audio))
+	return first
 }
 
 func trackString(t *Track) string {

@@ -34,6 +34,9 @@ type Stream struct {
 	created   time.Time
 	lastMedia time.Time // when the stream last took a unit
 	bytesIn   uint64    // media bytes the stream took
+	lastProd  Session   // the session of the latest producer
+
+	events streamEvents
 }
 
 func newStream(h *Hub, name string) *Stream {
@@ -73,6 +76,7 @@ func (s *Stream) attachProducer(sess Session) (*Producer, error) {
 	p := &Producer{s: s, sess: sess, ctx: ctx, cancel: cancel}
 	p.id = s.h.sess.add(SessionInfo{Stream: s.name, Protocol: sess.Protocol, Remote: sess.Remote, Publisher: true}, cancel)
 	s.producer = p
+	s.lastProd = sess
 	s.producers++
 	// The new producer's media starts a new GOP on a rebased timeline.
 	s.tl.rebase = true
@@ -133,6 +137,13 @@ func (s *Stream) end() {
 		p.cancel()
 	}
 	s.ring.Close()
+	s.emit(Event{Type: StreamEnded, Stream: s.name, Producer: s.lastProducer()})
+}
+
+func (s *Stream) lastProducer() Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastProd
 }
 
 func (s *Stream) subscribe(ctx context.Context, sess Session, start time.Time) (*Subscriber, error) {
@@ -187,8 +198,28 @@ func (s *Stream) subscribe(ctx context.Context, sess Session, start time.Time) (
 func (s *Stream) unsubscribe(sub *Subscriber) {
 	s.mu.Lock()
 	delete(s.subs, sub)
+	// The last viewer left: a viewer's own subscription, or an output's
+	// that counts viewers (an HLS muxer closing after its last request).
+	none := (!sub.sess.Internal || sub.sess.Viewers != nil) && !s.ended && s.viewersLocked() == 0
 	s.mu.Unlock()
+	if none {
+		s.emit(Event{Type: NoViewers, Stream: s.name})
+	}
 	s.h.removeIfIdle(s)
+}
+
+// viewersLocked counts the viewers as Info does.
+func (s *Stream) viewersLocked() int {
+	n := 0
+	for sub := range s.subs {
+		switch {
+		case !sub.sess.Internal:
+			n++
+		case sub.sess.Viewers != nil:
+			n += max(sub.sess.Viewers(), 0)
+		}
+	}
+	return n
 }
 
 // Info returns a snapshot of the stream.

@@ -1,5 +1,7 @@
 // Package static serves the player pages, embedded in the binary: the
-// stream list at "/", a player at "/<app>/<stream>/" (WHEP by default,
+// dashboard at "/" (the live streams with their viewers per protocol and
+// source, and the origins' health, refreshed from the read-only
+// StatusPath), a player at "/<app>/<stream>/" (WHEP by default,
 // LL-HLS and HTTP-FLV as alternatives) and the third-party scripts it
 // loads from "/static/vendor/<file>".
 //
@@ -14,11 +16,14 @@ package static
 import (
 	"bytes"
 	"embed"
+	"encoding/json"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -52,7 +57,32 @@ func HasMPEGTS() bool {
 type Params struct {
 	Hub    *hub.Hub
 	Logger *slog.Logger
+	// Sources, if set, tells the dashboard where pulled streams come from
+	// and how the probed origins are.
+	Sources Sources
 }
+
+// Sources is what the dashboard shows of the origin pulls.
+type Sources interface {
+	// Pull returns the origin a stream is pulled from (without query or
+	// credentials) and whether media flows; ok is false for a stream that
+	// is not pulled.
+	Pull(stream string) (origin string, up, ok bool)
+	// Origins returns the background health of the probed origins.
+	Origins() []OriginStatus
+}
+
+// OriginStatus is one probed origin on the dashboard.
+type OriginStatus struct {
+	Origin string  `json:"origin"`
+	Up     bool    `json:"up"`
+	RTTMs  float64 `json:"rtt_ms"`
+}
+
+// StatusPath is the dashboard's read-only JSON: the live streams with
+// their viewers per protocol and source, and the origins' health. It
+// holds nothing that is not on the page (no tokens, no credentials).
+const StatusPath = "/status.json"
 
 // Handler serves the pages.
 type Handler struct {
@@ -73,6 +103,7 @@ func New(p Params) *Handler {
 // page is a parsed page path.
 type page struct {
 	index  bool
+	status bool
 	stream string // player of "app/stream"
 	vendor string // a vendored file
 }
@@ -80,6 +111,9 @@ type page struct {
 func parsePath(p string) (page, bool) {
 	if p == "/" {
 		return page{index: true}, true
+	}
+	if p == StatusPath {
+		return page{status: true}, true
 	}
 	if f, ok := strings.CutPrefix(p, VendorPrefix); ok {
 		if f == "" || strings.ContainsAny(f, "/\\\x00") || strings.HasPrefix(f, ".") {
@@ -111,8 +145,58 @@ func Handles(path string) bool {
 
 // streamRow is one line of the stream list.
 type streamRow struct {
-	Name, URL, Video, Audio string
-	Viewers                 int
+	Name     string         `json:"name"`
+	URL      string         `json:"url"`
+	Video    string         `json:"video"`
+	Audio    string         `json:"audio"`
+	Viewers  int            `json:"viewers"`
+	ByProto  map[string]int `json:"by_protocol"`
+	Source   string         `json:"source"`    // the origin of a pull, or the producer's protocol
+	SourceUp bool           `json:"source_up"` // media flows from it
+}
+
+// rows returns the stream list, sorted by name.
+func (h *Handler) rows() []streamRow {
+	if h.p.Hub == nil {
+		return nil
+	}
+	infos := h.p.Hub.Streams()
+	sort.Slice(infos, func(i, j int) bool { return infos[i].Name < infos[j].Name })
+	rows := make([]streamRow, 0, len(infos))
+	for _, s := range infos {
+		app, name, _ := strings.Cut(s.Name, "/")
+		row := streamRow{Name: s.Name, URL: "/" + url.PathEscape(app) + "/" + url.PathEscape(name) + "/",
+			ByProto: map[string]int{}}
+		if s.Video != nil {
+			row.Video = s.Video.Codec.String()
+			if s.Video.Width > 0 {
+				row.Video += fmt.Sprintf(" %dx%d", s.Video.Width, s.Video.Height)
+			}
+		}
+		if s.Audio != nil {
+			row.Audio = s.Audio.Codec.String()
+		}
+		for p, n := range s.Viewers {
+			row.Viewers += n
+			row.ByProto[p] += n
+		}
+		if src := h.p.Sources; src != nil {
+			if origin, up, ok := src.Pull(s.Name); ok {
+				row.Source, row.SourceUp = origin, up
+			}
+		}
+		if row.Source == "" && s.Producer != nil {
+			row.Source, row.SourceUp = s.Producer.Protocol+" publisher", true
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// status is the body of StatusPath.
+type status struct {
+	Streams []streamRow    `json:"streams"`
+	Origins []OriginStatus `json:"origins"`
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -137,25 +221,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		hd.Set("Cache-Control", "public, max-age=3600")
 		http.ServeContent(w, r, pg.vendor, h.start, bytes.NewReader(f))
-	case pg.index:
-		var rows []streamRow
-		if h.p.Hub != nil {
-			for _, s := range h.p.Hub.Streams() {
-				app, name, _ := strings.Cut(s.Name, "/")
-				row := streamRow{Name: s.Name, URL: "/" + url.PathEscape(app) + "/" + url.PathEscape(name) + "/"}
-				if s.Video != nil {
-					row.Video = s.Video.Codec.String()
-				}
-				if s.Audio != nil {
-					row.Audio = s.Audio.Codec.String()
-				}
-				for _, n := range s.Viewers {
-					row.Viewers += n
-				}
-				rows = append(rows, row)
-			}
+	case pg.status:
+		st := status{Streams: h.rows(), Origins: []OriginStatus{}}
+		if h.p.Sources != nil {
+			st.Origins = append(st.Origins, h.p.Sources.Origins()...)
 		}
-		h.render(w, "index.html", map[string]any{"Streams": rows})
+		b, err := json.Marshal(st)
+		if err != nil {
+			http.Error(w, "status error", http.StatusInternalServerError)
+			return
+		}
+		hd.Set("Content-Type", "application/json")
+		hd.Set("Cache-Control", "no-store")
+		w.Write(b) //nolint:errcheck // the client may have left
+	case pg.index:
+		h.render(w, "index.html", map[string]any{"Streams": h.rows()})
 	default:
 		h.render(w, "player.html", map[string]any{"Stream": pg.stream, "HLSJS": h.hlsjs, "MPEGTS": h.mpegts})
 	}

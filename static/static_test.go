@@ -2,6 +2,7 @@ package static
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -107,5 +108,65 @@ func TestPages(t *testing.T) {
 		if code != 200 || !strings.Contains(hd.Get("Content-Type"), "javascript") || len(body) < 1000 {
 			t.Fatalf("hls.js: %d %v", code, hd)
 		}
+	}
+}
+
+type fakeSources struct{}
+
+func (fakeSources) Pull(stream string) (string, bool, bool) {
+	return "rtmp://origin-a/live/demo", true, stream == "live/demo"
+}
+func (fakeSources) Origins() []OriginStatus {
+	return []OriginStatus{{Origin: "rtmp://origin-a/live/demo", Up: true, RTTMs: 12}, {Origin: "rtmp://origin-b/live/demo"}}
+}
+
+// TestStatusJSON: the dashboard's JSON lists the streams with their
+// viewers per protocol and source, and the origins' health.
+func TestStatusJSON(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	hb := hub.New(hub.Params{Logger: log})
+	defer hb.Close()
+	h := New(Params{Hub: hb, Logger: log, Sources: fakeSources{}})
+	if !Handles(StatusPath) {
+		t.Fatal("status path not handled")
+	}
+	clip, err := demo.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		demo.Run(ctx, hb, "live/demo", clip, log) //nolint:errcheck
+	}()
+	defer func() { cancel(); wg.Wait() }()
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	sub, err := hb.Subscribe(sctx, "live/demo", hub.Session{Protocol: "rtsp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+
+	code, hd, body := get(t, h, "GET", StatusPath)
+	if code != 200 || hd.Get("Content-Type") != "application/json" {
+		t.Fatalf("%d %v", code, hd)
+	}
+	var st status
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Streams) != 1 || len(st.Origins) != 2 {
+		t.Fatalf("status %s", body)
+	}
+	s := st.Streams[0]
+	if s.Name != "live/demo" || s.URL != "/live/demo/" || s.Video != "H264 640x360" || s.ByProto["rtsp"] != 1 ||
+		s.Viewers != 1 || s.Source != "rtmp://origin-a/live/demo" || !s.SourceUp {
+		t.Fatalf("stream %+v", s)
+	}
+	if !st.Origins[0].Up || st.Origins[0].RTTMs != 12 || st.Origins[1].Up {
+		t.Fatalf("origins %+v", st.Origins)
 	}
 }

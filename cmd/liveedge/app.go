@@ -10,11 +10,13 @@ import (
 	"github.com/liveedge/liveedge/cache"
 	"github.com/liveedge/liveedge/cmd/liveedge/admin"
 	"github.com/liveedge/liveedge/cmd/liveedge/config"
+	"github.com/liveedge/liveedge/cmd/liveedge/hooks"
 	"github.com/liveedge/liveedge/cmd/liveedge/source"
 	"github.com/liveedge/liveedge/hub"
 	"github.com/liveedge/liveedge/hub/auth"
 	"github.com/liveedge/liveedge/protocols/rtmp"
 	"github.com/liveedge/liveedge/protocols/rtsp"
+	"github.com/liveedge/liveedge/static"
 )
 
 // app is a running liveedge: the hub, its listeners and its sources.
@@ -22,6 +24,7 @@ type app struct {
 	log  *slog.Logger
 	hub  *hub.Hub
 	src  *source.Manager
+	hk   *hooks.Hooks // nil without hooks
 	rtmp *rtmp.Server
 	rtsp *rtsp.Server
 	http *httpServer
@@ -78,8 +81,21 @@ func start(cfg *config.Config, log *slog.Logger) (*app, error) {
 	if cfg.Hub.PublisherConflict == config.ConflictTakeover {
 		conflict = hub.ConflictTakeover
 	}
-	src, err := source.New(source.Params{Config: cfg, Logger: log, StateFile: cfg.Admin.StateFile})
+	var hk *hooks.Hooks
+	var authz hub.Authorizer = pol
+	sp := source.Params{Config: cfg, Logger: log, StateFile: cfg.Admin.StateFile}
+	hp := hub.Params{}
+	if cfg.Hooks.Enabled() {
+		hk = hooks.New(hooks.Params{Config: cfg.Hooks, Logger: log, TokenParam: cfg.Auth.TokenParam})
+		authz = hk.Authorizer(pol)
+		sp.OnUnknown = hk.NotFound
+		hp.Events = hk.Event
+	}
+	src, err := source.New(sp)
 	if err != nil {
+		if hk != nil {
+			hk.Close()
+		}
 		return nil, err
 	}
 	gop := cache.Limits{
@@ -94,10 +110,14 @@ func start(cfg *config.Config, log *slog.Logger) (*app, error) {
 		SlowViewerTimeout: cfg.Hub.SlowViewerTimeout.Std(),
 		Conflict:          conflict,
 		StartTimeout:      cfg.Hub.StartTimeout.Std(),
-		Authorizer:        pol,
+		Authorizer:        authz,
 		Sourcer:           src,
+		Events:            hp.Events,
 	})
-	a := &app{log: log, hub: h, src: src}
+	if hk != nil {
+		hk.Attach(h, src)
+	}
+	a := &app{log: log, hub: h, src: src, hk: hk}
 
 	if cfg.RTMP.Enabled() {
 		a.rtmp, err = rtmp.Listen(rtmp.Params{
@@ -118,7 +138,7 @@ func start(cfg *config.Config, log *slog.Logger) (*app, error) {
 		}
 	}
 	if cfg.HTTP.Enabled() {
-		if a.http, err = listenHTTP(cfg, h, log); err != nil {
+		if a.http, err = listenHTTP(cfg, h, static.Sources(dashboardSources{src}), log); err != nil {
 			a.Close()
 			return nil, err
 		}
@@ -154,6 +174,9 @@ func (a *app) Close() {
 	}
 	if a.http != nil {
 		a.http.Close()
+	}
+	if a.hk != nil {
+		a.hk.Close()
 	}
 }
 

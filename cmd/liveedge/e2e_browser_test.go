@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/liveedge/liveedge/internal/whepclient"
 	"github.com/liveedge/liveedge/static"
 )
 
@@ -301,4 +303,58 @@ func TestBrowserPlayerLLHLS(t *testing.T) {
 	}
 	ttff := playButton(t, "hls", "LL-HLS")
 	t.Logf("Chromium LL-HLS (hls.js): time to first frame %d ms", ttff)
+}
+
+// TestBrowserDashboard: the stream list at "/" refreshes from
+// /status.json and shows a WHEP viewer of the demo by protocol, and the
+// demo as the stream's source.
+func TestBrowserDashboard(t *testing.T) {
+	ctx := browser(t)
+	s := startServer(t, webrtcConfig(t))
+	base := "http://" + s.httpAddr(t)
+	s.waitLog(t, `msg="origin up" stream=live/demo`, 10*time.Second)
+	defer screenshot(t, ctx)
+
+	c, err := whepclient.New(whepclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	wctx, wcancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer wcancel()
+	c.Start()
+	offer, err := c.Offer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := whepclient.Post(wctx, base+"/live/demo/whep", "", offer)
+	if err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("WHEP: %v %d", err, res.Status)
+	}
+	if err := c.Answer(res.Body); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitFrames(wctx, 5); err != nil {
+		t.Fatal(err)
+	}
+
+	tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(tctx, chromedp.Navigate(base+"/")); err != nil {
+		t.Fatal(err)
+	}
+	const rowJS = `(() => { for (const tr of document.querySelectorAll("#streams tbody tr"))
+		if (tr.cells[0].textContent === "live/demo") return tr.innerText; return ""; })()`
+	var row string
+	for {
+		row, err = chromedp.Run(tctx, chromedp.Evaluate[string](rowJS))
+		if err != nil {
+			t.Fatalf("dashboard: %v (last row %q)", err, row)
+		}
+		if strings.Contains(row, "webrtc 1") && strings.Contains(row, "demo") && strings.Contains(row, "640x360") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("dashboard row: %q", row)
 }

@@ -36,7 +36,7 @@ type httpServer struct {
 }
 
 // listenHTTP starts the HTTP listener with the outputs it routes to.
-func listenHTTP(cfg *config.Config, h *hub.Hub, log *slog.Logger) (*httpServer, error) {
+func listenHTTP(cfg *config.Config, h *hub.Hub, src static.Sources, log *slog.Logger) (*httpServer, error) {
 	var tlsCfg *tls.Config
 	if cfg.HTTP.TLS() {
 		cert, err := tls.LoadX509KeyPair(cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
@@ -57,7 +57,7 @@ func listenHTTP(cfg *config.Config, h *hub.Hub, log *slog.Logger) (*httpServer, 
 	s.flv = flv.New(flv.Params{Hub: h, Logger: log, AllowOrigin: cfg.FLV.AllowOrigin,
 		WriteTimeout: cfg.Hub.SlowViewerTimeout.Std(), TokenParam: cfg.Auth.TokenParam})
 	s.webrtc, s.sig = startWebRTC(cfg, h, log)
-	s.pages = static.New(static.Params{Hub: h, Logger: log})
+	s.pages = static.New(static.Params{Hub: h, Logger: log, Sources: src})
 	s.srv = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -65,6 +65,18 @@
 //	  apps: {}                              # app -> {variant, segment_duration, part_duration, segment_count}
 //	flv:                                    # HTTP-FLV / WS-FLV on the http listener
 //	  allow_origin: "*"                     # Access-Control-Allow-Origin; "" = no CORS
+//	hooks:                                  # webhooks (JSON POST); "" = off
+//	  on_publish: ""                        # admission, after the token check
+//	  on_play: ""
+//	  on_stream_changed: ""                 # stream started (regist true) / ended
+//	  on_stream_none_reader: ""             # no viewers for none_reader_delay
+//	  on_stream_not_found: ""               # may reply a url to pull on demand
+//	  timeout: 2s
+//	  cache_ttl: 30s                        # on_play/on_publish answers per action+stream+token+ip
+//	  max_concurrency: 16
+//	  failure: closed                       # closed (deny) | open (allow) when a hook fails
+//	  none_reader_delay: 10s
+//	  media_server_id: ""                   # "" = the host name
 //	streams:
 //	  - match: live/demo                    # "app/stream", "app/*" or "*"
 //	    mode: static                        # on_demand | static | publish
@@ -148,6 +160,7 @@ type Config struct {
 	Auth   AuthConfig   `yaml:"auth" json:"auth"`
 	HLS    HLSConfig    `yaml:"hls" json:"hls"`
 	FLV    FLVConfig    `yaml:"flv" json:"flv"`
+	Hooks  HooksConfig  `yaml:"hooks" json:"hooks"`
 	// Streams are tried in order by MatchStream; the first match wins.
 	Streams []Stream `yaml:"streams" json:"streams"`
 }
@@ -318,6 +331,7 @@ func Default() *Config {
 	}
 	c.HLS = defaultHLS()
 	c.FLV = defaultFLV()
+	c.Hooks = defaultHooks()
 	c.Streams = c.defaultStreams()
 	return c
 }
@@ -385,6 +399,7 @@ func (c *Config) Redacted() *Config {
 	if n.Admin.Secret != "" {
 		n.Admin.Secret = "REDACTED"
 	}
+	n.Hooks = n.Hooks.redacted()
 	return n
 }
 

@@ -45,6 +45,9 @@ func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
 //     "*.example.com");
 //   - hls.variant is lowlatency, mpegts or fmp4; hls durations and
 //     segment_count fit the variant; hls.apps keys are app names;
+//   - hooks URLs are "" or http(s) URLs with a host; hooks.timeout and
+//     none_reader_delay are > 0, cache_ttl >= 0, max_concurrency >= 1 and
+//     failure is closed or open;
 //   - every app that requires play or publish tokens has a secret, its
 //     own or "*" (run ApplyEnv first);
 //   - streams[].match is "*", "app/*" or "app/stream" with non-empty parts,
@@ -68,6 +71,7 @@ func (c *Config) Validate() error {
 	c.validateAuth(v)
 	c.validateHLS(v)
 	c.validateFLV(v)
+	c.validateHooks(v)
 	c.validateRTSP(v)
 	c.validateWebRTC(v)
 	c.validateStreams(v)

@@ -104,7 +104,7 @@ func (pl *pull) session() error {
 	}
 	backoff := m.p.BackoffMin
 	var handed upstream // a connection to the primary a probe found healthy
-	var sl *slate             // the offline slate, while every origin is down
+	var sl *slate       // the offline slate, while every origin is down
 	hadMedia := false
 	// leaveSlate ends the slate once an origin is connected: the origin's
 	// media follows on a rebased timeline from its first keyframe.
@@ -212,7 +212,7 @@ func (pl *pull) nextHealthy(idx int) (next, skipped int) {
 type attemptResult struct {
 	err      error
 	media    bool
-	stopped  bool           // the session or the producer ended
+	stopped  bool     // the session or the producer ended
 	failback upstream // the primary is healthy: continue on this connection
 }
 

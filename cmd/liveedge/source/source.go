@@ -55,6 +55,10 @@ type Params struct {
 	// StateFile, if set, keeps the proxies added at run time (JSON),
 	// restored by Start.
 	StateFile string
+	// OnUnknown, if set, is called by Want for a stream that no pull
+	// covers: no entry matches it, or only a publish entry (a webhook may
+	// then name an origin, see AddProxy). It must not block.
+	OnUnknown func(name string)
 }
 
 // Stats are the counters of one stream's pull.
@@ -144,9 +148,14 @@ func (m *Manager) Start(h *hub.Hub) error {
 }
 
 // Want starts the on-demand pull of name unless it runs already or no
-// on_demand entry matches. It does not block.
+// on_demand entry matches; when no pull covers name it tells OnUnknown.
+// It does not block.
 func (m *Manager) Want(name string) {
 	e, ok := m.match(name)
+	if (!ok || e.Mode == config.ModePublish) && m.p.OnUnknown != nil {
+		m.p.OnUnknown(name)
+		return
+	}
 	if !ok || e.Mode != config.ModeOnDemand {
 		return
 	}
