@@ -4,19 +4,23 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/liveedge/liveedge/hub"
+	"github.com/liveedge/liveedge/protocols/internal/fanout"
 )
 
 // An HTTP/1.1 viewer over plain TCP is served on the hijacked connection:
 // the response head is written once, then each batch of shared tags goes
 // out as one chunk with one writev — [chunk-size line, tags..., CRLF] —
 // without copying the tags and without net/http's per-Write chunk framing
-// and buffering. HTTP/2 and TLS keep the ResponseWriter path.
+// and buffering. A viewer that keeps up is written by the stream's shared
+// fast path (protocols/internal/fanout) with the other viewers, one
+// non-blocking writev each per batch; one whose socket is full goes on
+// alone from the exact chunk boundary it reached. HTTP/2 and TLS keep the
+// ResponseWriter path.
 
 var (
 	crlf      = []byte("\r\n")
@@ -44,62 +48,25 @@ func responseHead(h http.Header, now time.Time) []byte {
 	return b.Bytes()
 }
 
-// chunkWriter writes batches as HTTP/1.1 chunks to a hijacked connection.
-type chunkWriter struct {
-	conn        net.Conn
-	timeout     time.Duration
-	head        []byte // the response head, sent with the first chunk
-	size        [18]byte
-	iov         net.Buffers
-	out         net.Buffers
-	deadlineSet time.Time
-	failed      bool // a write failed: the framing is broken
-}
+// chunked is the hijacked path's Format: each batch of shared tags is one
+// HTTP chunk, [size line, tags..., CRLF]. On the fast path the shard frames
+// a batch once for all its viewers.
+var chunked = fanout.Format{Unit: unitTag, Headers: headers, Frame: chunk}
 
-// write sends bufs as one chunk with one writev (more only if the socket
-// takes it in parts). The write deadline is pushed forward at most every
-// timeout/4, as on the ResponseWriter path.
-func (c *chunkWriter) write(bufs net.Buffers) error {
-	n := 0
-	for _, b := range bufs {
-		n += len(b)
-	}
-	if n == 0 {
-		return nil
-	}
-	c.iov = c.iov[:0]
-	if c.head != nil {
-		c.iov = append(c.iov, c.head)
-		c.head = nil
-	}
-	line := append(strconv.AppendUint(c.size[:0], uint64(n), 16), '\r', '\n')
-	c.iov = append(c.iov, line)
-	c.iov = append(c.iov, bufs...)
-	c.iov = append(c.iov, crlf)
-	if now := time.Now(); now.Sub(c.deadlineSet) > c.timeout/4 {
-		if err := c.conn.SetWriteDeadline(now.Add(c.timeout)); err != nil {
-			c.failed = true
-			return err
-		}
-		c.deadlineSet = now
-	}
-	// WriteTo consumes out (a field: a local would escape, one allocation
-	// per write); the shared bytes are not touched.
-	c.out = c.iov
-	if _, err := c.out.WriteTo(c.conn); err != nil {
-		c.failed = true
-		return err
-	}
-	return nil
+// chunk returns the framing of a chunk of n bytes. The size line is new
+// each time: the fast path shares it with every viewer of the batch, and a
+// viewer handed back mid-batch may still have to write it.
+func chunk(n int) (pre, post []byte) {
+	return append(strconv.AppendUint(make([]byte, 0, 18), uint64(n), 16), '\r', '\n'), crlf
 }
 
 // end writes the last chunk, so the client sees the response complete.
-func (c *chunkWriter) end() {
-	if c.failed || c.head != nil {
+func end(w *fanout.Writer) {
+	if w.Failed || !w.Sent() {
 		return // broken framing, or no response sent yet
 	}
-	c.conn.SetWriteDeadline(time.Now().Add(time.Second))
-	c.conn.Write(lastChunk) //nolint:errcheck // best effort, closing anyway
+	w.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	w.Conn.Write(lastChunk) //nolint:errcheck // best effort, closing anyway
 }
 
 // serveConn takes the connection over and streams on it. A ResponseWriter
@@ -115,8 +82,7 @@ func (s *Server) serveConn(ctx context.Context, cancel context.CancelFunc, w htt
 	}
 	// Deadlines the server left are ours to clear; the next write sets one.
 	conn.SetDeadline(time.Time{})
-	cw := &chunkWriter{conn: conn, timeout: s.p.WriteTimeout, head: responseHead(w.Header(), time.Now()),
-		iov: make(net.Buffers, 0, 76)}
+	fw := &fanout.Writer{Conn: conn, Timeout: s.p.WriteTimeout, Head: responseHead(w.Header(), time.Now())}
 
 	// The server no longer reads the connection: read it to see the client
 	// leave. What it sends after the request is discarded.
@@ -136,15 +102,10 @@ func (s *Server) serveConn(ctx context.Context, cancel context.CancelFunc, w htt
 	// socket is full: its pending write gets a second more, and a viewer
 	// with a backlog stops at the next chunk boundary.
 	stop := context.AfterFunc(s.ctx, func() { conn.SetWriteDeadline(time.Now().Add(time.Second)) })
-	err = s.loop(ctx, sub, func(bufs net.Buffers) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return cw.write(bufs)
-	})
+	err = s.fan.Play(ctx, sub, fw)
 	stop()
 	if errors.Is(err, hub.ErrStreamEnded) || s.ctx.Err() != nil {
-		cw.end()
+		end(fw)
 	}
 	conn.Close()
 	<-read

@@ -7,7 +7,8 @@
 // start headers once per configuration (hub.FormatFLV on the Tracks); the
 // bytes are shared by every viewer, whose own work is only the write. An
 // HTTP/1.1 viewer's connection is taken over once the response is decided,
-// and each batch goes out as one chunk with one writev of the shared bytes
+// and each batch goes out as one chunk with one writev of the shared bytes,
+// by the stream's shared fast path for every viewer that keeps up
 // (chunked.go); HTTP/2 and TLS viewers use the ResponseWriter.
 package flv
 
@@ -16,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/liveedge/liveedge/hub"
+	"github.com/liveedge/liveedge/protocols/internal/fanout"
 	"github.com/liveedge/liveedge/protocols/internal/tags"
 )
 
@@ -73,6 +75,13 @@ func encodeUnit(u *hub.Unit) []byte {
 	typ, body := tags.Body(u)
 	return appendTag(make([]byte, 0, tagHeaderSize+len(body)+prevSize), typ, tags.Ms(u.DTS), body)
 }
+
+// unitTag returns a unit's shared FLV tag.
+func unitTag(u *hub.Unit) []byte { return u.Encoded(hub.FormatFLV, encodeUnit) }
+
+// plain is the FLV body of a batch, unframed: the WebSocket and
+// ResponseWriter paths frame it themselves.
+var plain = fanout.Format{Unit: unitTag, Headers: headers}
 
 // headers returns what a viewer needs before units produced under next:
 // everything for a new viewer (prev nil), only the sequence headers that

@@ -15,6 +15,7 @@ import (
 
 	"github.com/liveedge/liveedge/hub"
 	"github.com/liveedge/liveedge/hub/auth"
+	"github.com/liveedge/liveedge/protocols/internal/fanout"
 )
 
 // Params configure a Server.
@@ -44,6 +45,7 @@ type Server struct {
 	closed bool
 
 	upgrader websocket.Upgrader
+	fan      *fanout.Pool // the hijacked viewers' shared fast path
 }
 
 // New returns a Server; Close ends its viewers.
@@ -59,6 +61,7 @@ func New(p Params) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{p: p, log: p.Logger.With("proto", "flv"), ctx: ctx, cancel: cancel}
+	s.fan = fanout.New(ctx, fanout.Params{Hub: p.Hub, Protocol: "flv", Format: chunked})
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   1024,
@@ -78,6 +81,7 @@ func (s *Server) Close() {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
+	s.fan.Close()
 }
 
 func (s *Server) enter() bool {
@@ -278,17 +282,9 @@ func (s *Server) loop(ctx context.Context, sub *hub.Subscriber, write func(net.B
 		if err != nil {
 			return err
 		}
-		bufs = bufs[:0]
-		for _, u := range units {
-			if u.Tracks != cur {
-				if h := headers(cur, u.Tracks); len(h) > 0 {
-					bufs = append(bufs, h)
-				}
-				cur = u.Tracks
-			}
-			bufs = append(bufs, u.Encoded(hub.FormatFLV, encodeUnit))
-		}
-		if len(bufs) == 0 {
+		var n int
+		bufs, cur, n = plain.Append(bufs[:0], cur, units)
+		if n == 0 {
 			continue
 		}
 		if err := write(bufs); err != nil {

@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortmplib"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/liveedge/liveedge/hub"
 	"github.com/liveedge/liveedge/hub/auth"
+	"github.com/liveedge/liveedge/protocols/internal/fanout"
 )
 
 // Params configure a Server.
@@ -52,12 +52,10 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
-	fanouts map[string]*fanout
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
 
-	// joins and handoffs count players entering and leaving the fast path.
-	joins, handoffs atomic.Uint64
+	fan *fanout.Pool // the players' shared fast path
 }
 
 // Listen starts the server.
@@ -80,7 +78,8 @@ func Listen(p Params) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{p: p, log: p.Logger.With("proto", "rtmp"), ln: ln, ctx: ctx, cancel: cancel,
-		conns: map[net.Conn]struct{}{}, fanouts: map[string]*fanout{}}
+		conns: map[net.Conn]struct{}{}}
+	s.fan = fanout.New(ctx, fanout.Params{Hub: p.Hub, Protocol: "rtmp", Format: format})
 	s.wg.Add(1)
 	go s.acceptLoop()
 	s.log.Info("listening", "addr", ln.Addr().String())
@@ -101,6 +100,7 @@ func (s *Server) Close() {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.fan.Close()
 }
 
 func (s *Server) acceptLoop() {

@@ -20,6 +20,7 @@ import (
 	"github.com/liveedge/liveedge/cache"
 	"github.com/liveedge/liveedge/hub"
 	"github.com/liveedge/liveedge/protocols/demo"
+	"github.com/liveedge/liveedge/protocols/internal/feedtest"
 )
 
 // TestAppendMessageParsesWithIndependentReader checks the pre-chunked
@@ -111,7 +112,6 @@ func feed(t *testing.T, p *hub.Producer, loops int) { feedPaced(t, p, loops, 0) 
 // (0: as fast as possible).
 func feedPaced(t *testing.T, p *hub.Producer, loops int, speed float64) {
 	t.Helper()
-	start := time.Now()
 	clip, err := demo.Default()
 	if err != nil {
 		t.Fatal(err)
@@ -119,21 +119,8 @@ func feedPaced(t *testing.T, p *hub.Producer, loops int, speed float64) {
 	if err := p.SetTracks(clip.Video, clip.Audio); err != nil {
 		t.Fatal(err)
 	}
-	for l := 0; l < loops; l++ {
-		off := time.Duration(l) * clip.Duration
-		for _, f := range clip.Frames {
-			if speed > 0 {
-				time.Sleep(time.Until(start.Add(time.Duration(float64(off+f.DTS) / speed))))
-			}
-			if f.Video {
-				err = p.WriteVideo(off+f.PTS, off+f.DTS, f.NALUs)
-			} else {
-				err = p.WriteAudio(off+f.DTS, f.Payload)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
+	if err := feedtest.Loops(p, clip, 0, loops, speed); err != nil {
+		t.Fatal(err)
 	}
 }
 
