@@ -90,7 +90,7 @@ fuzz:
 		list=$$($(GO) test -list '^Fuzz' $$pkg); \
 		for fn in $$(printf '%s\n' "$$list" | grep '^Fuzz' || true); do \
 			echo "== fuzz $$pkg $$fn ($(FUZZTIME))"; \
-			$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+			$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s $$pkg; \
 		done; \
 	done
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -69,7 +70,7 @@ func NewH264Track(sps, pps []byte) (*Track, error) {
 		return nil, fmt.Errorf("H264: invalid SPS: %w", err)
 	}
 	return &Track{Codec: CodecH264, SPS: clone(sps), PPS: clone(pps),
-		Width: s.Width(), Height: s.Height(), FPS: s.FPS()}, nil
+		Width: s.Width(), Height: s.Height(), FPS: frameRate(s.FPS())}, nil
 }
 
 // NewH265Track builds an H.265 track from its parameter sets.
@@ -82,7 +83,7 @@ func NewH265Track(vps, sps, pps []byte) (*Track, error) {
 		return nil, fmt.Errorf("H265: invalid SPS: %w", err)
 	}
 	return &Track{Codec: CodecH265, VPS: clone(vps), SPS: clone(sps), PPS: clone(pps),
-		Width: s.Width(), Height: s.Height(), FPS: s.FPS()}, nil
+		Width: s.Width(), Height: s.Height(), FPS: frameRate(s.FPS())}, nil
 }
 
 // NewAACTrack builds an AAC track from its AudioSpecificConfig.
@@ -90,6 +91,11 @@ func NewAACTrack(asc []byte) (*Track, error) {
 	var c mpeg4audio.AudioSpecificConfig
 	if err := c.Unmarshal(asc); err != nil {
 		return nil, fmt.Errorf("AAC: invalid AudioSpecificConfig: %w", err)
+	}
+	if c.SampleRate <= 0 {
+		// An explicit frequency of 0: every timestamp conversion of the
+		// outputs divides or multiplies by the rate.
+		return nil, errors.New("AAC: invalid AudioSpecificConfig: sample rate 0")
 	}
 	return &Track{Codec: CodecAAC, AudioConfig: clone(asc), SampleRate: c.SampleRate, Channels: c.ChannelCount}, nil
 }
@@ -192,15 +198,36 @@ func (u *Unit) Encoded(f Format, enc func(*Unit) []byte) []byte {
 }
 
 // IsKeyframe reports whether an access unit of codec c is a random access
-// point.
+// point. Empty NAL units (which a publisher can send) are skipped.
 func IsKeyframe(c Codec, nalus [][]byte) bool {
-	switch c {
-	case CodecH264:
-		return h264.IsRandomAccess(nalus)
-	case CodecH265:
-		return h265.IsRandomAccess(nalus)
+	for _, n := range nalus {
+		if len(n) == 0 {
+			continue
+		}
+		switch c {
+		case CodecH264:
+			if h264.NALUType(n[0]&0x1f) == h264.NALUTypeIDR {
+				return true
+			}
+		case CodecH265:
+			switch h265.NALUType((n[0] >> 1) & 0x3f) {
+			case h265.NALUType_IDR_W_RADL, h265.NALUType_IDR_N_LP, h265.NALUType_CRA_NUT:
+				return true
+			}
+		default:
+			return false
+		}
 	}
 	return false
+}
+
+// frameRate is an SPS's frame rate, 0 (unknown) when the timing info
+// gives none or nonsense: a zero num_units_in_tick makes it +Inf or NaN.
+func frameRate(fps float64) float64 {
+	if math.IsNaN(fps) || math.IsInf(fps, 0) || fps < 0 {
+		return 0
+	}
+	return fps
 }
 
 func clone(b []byte) []byte { return append([]byte(nil), b...) }

@@ -81,7 +81,7 @@ func ParseFLV(b []byte) (*Clip, error) {
 					continue
 				}
 				c.Frames = append(c.Frames, Frame{Video: true, DTS: ts, PTS: ts + cts, NALUs: au})
-				lastVideo = ts
+				lastVideo = max(lastVideo, ts)
 			}
 		case 8:
 			if len(body) < 2 || body[0]>>4 != 10 {
@@ -105,8 +105,11 @@ func ParseFLV(b []byte) (*Clip, error) {
 	// gap there makes an LL-HLS part longer than the others, and players
 	// that check the part target, iOS's, fail). Audio frames that would
 	// reach past the wrap are dropped.
+	//
+	// A frame rate the SPS does not give, or gives as nonsense (a file
+	// is untrusted input), counts as 25.
 	fps := c.Video.FPS
-	if fps <= 0 {
+	if !(fps > 0 && fps <= 1000) {
 		fps = 25
 	}
 	// The clip starts at its first video frame (time 0).
@@ -117,17 +120,26 @@ func ParseFLV(b []byte) (*Clip, error) {
 			break
 		}
 	}
+	if first < 0 {
+		return nil, errors.New("demo: clip has no H.264 video")
+	}
 	c.Duration = lastVideo - first + time.Duration(float64(time.Second)/fps)
 	kept := c.Frames[:0]
 	for _, f := range c.Frames {
 		f.DTS -= first
 		f.PTS -= first
-		if f.DTS < 0 || (!f.Video && f.DTS+21*time.Millisecond > c.Duration) {
+		// Frames outside the loop period (timestamps before the first
+		// video frame, or past the loop in a file whose timestamps go
+		// back) would break the timeline's order when looping.
+		if f.DTS < 0 || f.DTS >= c.Duration || (!f.Video && f.DTS+21*time.Millisecond > c.Duration) {
 			continue
 		}
 		kept = append(kept, f)
 	}
 	c.Frames = kept
+	if len(c.Frames) == 0 {
+		return nil, errors.New("demo: clip has no frames on its timeline")
+	}
 	return c, nil
 }
 
