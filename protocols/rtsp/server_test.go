@@ -929,3 +929,31 @@ func TestServerCodecChange(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestServerKickedViewerEnds: an RTSP viewer is a hub session; kicking it
+// through the hub ends its RTSP session.
+func TestServerKickedViewerEnds(t *testing.T) {
+	e := srvTestStart(t, nil)
+	v := srvPlay(t, e.url("live/demo"), gortsplib.TransportTCP)
+	v.waitAUs(t, 5)
+	var id uint64
+	for _, s := range e.hub.Sessions() {
+		if s.Protocol == "rtsp" {
+			id = s.ID
+		}
+	}
+	if id == 0 {
+		t.Fatalf("no rtsp session in %+v", e.hub.Sessions())
+	}
+	if err := e.hub.Kick(id); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for e.srv.Stats().Viewers != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d viewers after the kick", e.srv.Stats().Viewers)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	v.c.Close()
+}

@@ -204,6 +204,12 @@ func (v *outViewer) run() {
 	}
 	buf := make([]*outFrame, 0, 64)
 	for {
+		select {
+		case <-v.pres.Done(): // kicked through the hub while busy
+			v.end("session closed")
+			return
+		default:
+		}
 		frames, next, wait, err := ring.Fetch(cur, buf)
 		switch {
 		case errors.Is(err, cache.ErrLagged):
@@ -228,6 +234,9 @@ func (v *outViewer) run() {
 			case <-wait:
 				continue
 			case <-v.ctx.Done():
+				return
+			case <-v.pres.Done(): // kicked through the hub
+				v.end("session closed")
 				return
 			}
 		}
