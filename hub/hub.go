@@ -32,6 +32,7 @@ var (
 	ErrInvalidName    = errors.New("invalid stream name")
 	ErrNoTracks       = errors.New("no supported track")
 	ErrCodecForbidden = errors.New("codec change not allowed")
+	ErrLimit          = errors.New("limit reached")
 )
 
 // ConflictPolicy says what happens when a second producer arrives for a
@@ -83,6 +84,12 @@ type Params struct {
 	// streams. A stream's events come in order: StreamStarted, any
 	// NoViewers, StreamEnded.
 	Events func(Event)
+	// Limits, 0 = none: streams at once; viewers (clients that subscribe
+	// or that an output registers with a subscription of their own, not
+	// HLS clients) in total and per stream. A refusal wraps ErrLimit and
+	// is counted among the refusals ("max_streams", "max_viewers",
+	// "max_viewers_per_stream").
+	MaxStreams, MaxViewers, MaxViewersPerStream int
 }
 
 // Session describes the client behind a producer or subscriber.
@@ -192,6 +199,11 @@ func (h *Hub) getStream(name string, create bool) (*Stream, error) {
 	}
 	s := h.streams[name]
 	if s == nil && create {
+		if n := h.p.MaxStreams; n > 0 && len(h.streams) >= n {
+			h.counters.refusedFor("max_streams")
+			h.log.Warn("stream refused: limit reached", "stream", name, "max_streams", n)
+			return nil, fmt.Errorf("%w: max_streams %d", ErrLimit, n)
+		}
 		s = newStream(h, name)
 		h.streams[name] = s
 	}

@@ -122,7 +122,8 @@ type Histogram struct {
 type Counters struct {
 	// Refusals counts admission refusals by reason ("missing_token",
 	// "expired", "bad_signature", "referer", "malformed", "no_secret",
-	// "other").
+	// "other") and limit refusals ("max_streams", "max_viewers",
+	// "max_viewers_per_stream").
 	Refusals map[string]uint64
 	// Dropped counts units slow viewers skipped; Skips the skips.
 	Dropped, Skips uint64
@@ -140,6 +141,7 @@ type counters struct {
 	dropped  atomic.Uint64
 	skips    atomic.Uint64
 	slow     atomic.Uint64
+	viewers  atomic.Int64 // viewers under the limits, in every stream
 }
 
 func refusalReason(err error) string {
@@ -160,8 +162,9 @@ func refusalReason(err error) string {
 	return "other"
 }
 
-func (c *counters) refused(err error) {
-	r := refusalReason(err)
+func (c *counters) refused(err error) { c.refusedFor(refusalReason(err)) }
+
+func (c *counters) refusedFor(r string) {
 	c.mu.Lock()
 	if c.refusals == nil {
 		c.refusals = map[string]uint64{}

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -32,6 +33,7 @@ type Stream struct {
 	grace     *time.Timer
 	tl        timeline
 	created   time.Time
+	clients   int       // viewers under the limits (non-internal subscribers)
 	lastMedia time.Time // when the stream last took a unit
 	bytesIn   uint64    // media bytes the stream took
 	lastProd  Session   // the session of the latest producer
@@ -179,6 +181,9 @@ func (s *Stream) subscribe(ctx context.Context, sess Session, start time.Time) (
 	if err == nil && s.ended {
 		err = ErrStreamEnded
 	}
+	if err == nil && !sess.Internal {
+		err = s.admitViewerLocked()
+	}
 	if err != nil {
 		s.mu.Unlock()
 		s.h.removeIfIdle(s)
@@ -195,8 +200,35 @@ func (s *Stream) subscribe(ctx context.Context, sess Session, start time.Time) (
 	return sub, nil
 }
 
+// admitViewerLocked applies the viewer limits to a new viewer and counts
+// it; unsubscribe uncounts it.
+func (s *Stream) admitViewerLocked() error {
+	h := s.h
+	if n := h.p.MaxViewersPerStream; n > 0 && s.clients >= n {
+		h.counters.refusedFor("max_viewers_per_stream")
+		s.log.Warn("viewer refused: limit reached", "max_viewers_per_stream", n)
+		return fmt.Errorf("%w: max_viewers_per_stream %d", ErrLimit, n)
+	}
+	if n := h.p.MaxViewers; n > 0 {
+		if h.counters.viewers.Add(1) > int64(n) {
+			h.counters.viewers.Add(-1)
+			h.counters.refusedFor("max_viewers")
+			s.log.Warn("viewer refused: limit reached", "max_viewers", n)
+			return fmt.Errorf("%w: max_viewers %d", ErrLimit, n)
+		}
+	} else {
+		h.counters.viewers.Add(1)
+	}
+	s.clients++
+	return nil
+}
+
 func (s *Stream) unsubscribe(sub *Subscriber) {
 	s.mu.Lock()
+	if _, ok := s.subs[sub]; ok && !sub.sess.Internal {
+		s.clients--
+		s.h.counters.viewers.Add(-1)
+	}
 	delete(s.subs, sub)
 	// The last viewer left: a viewer's own subscription, or an output's
 	// that counts viewers (an HLS muxer closing after its last request).

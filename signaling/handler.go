@@ -322,7 +322,8 @@ func (h *Handler) offerError(err error) (int, string) {
 		return http.StatusNotAcceptable, err.Error()
 	case errors.Is(err, hub.ErrNotFound), errors.Is(err, hub.ErrStreamEnded), errors.Is(err, hub.ErrInvalidName):
 		return http.StatusNotFound, "stream not found"
-	case errors.Is(err, webrtc.ErrTooManyPeers), errors.Is(err, webrtc.ErrClosed), errors.Is(err, hub.ErrHubClosed):
+	case errors.Is(err, webrtc.ErrTooManyPeers), errors.Is(err, webrtc.ErrClosed), errors.Is(err, hub.ErrHubClosed),
+		errors.Is(err, hub.ErrLimit):
 		return http.StatusServiceUnavailable, err.Error()
 	case errors.Is(err, context.Canceled):
 		return 0, ""

@@ -105,14 +105,17 @@ func start(cfg *config.Config, log *slog.Logger) (*app, error) {
 		MaxLag:      cfg.Hub.MaxLag.Std(),
 	}
 	h := hub.New(hub.Params{
-		Logger:            log,
-		GOP:               gop,
-		SlowViewerTimeout: cfg.Hub.SlowViewerTimeout.Std(),
-		Conflict:          conflict,
-		StartTimeout:      cfg.Hub.StartTimeout.Std(),
-		Authorizer:        authz,
-		Sourcer:           src,
-		Events:            hp.Events,
+		Logger:              log,
+		GOP:                 gop,
+		SlowViewerTimeout:   cfg.Hub.SlowViewerTimeout.Std(),
+		Conflict:            conflict,
+		StartTimeout:        cfg.Hub.StartTimeout.Std(),
+		Authorizer:          authz,
+		Sourcer:             src,
+		Events:              hp.Events,
+		MaxStreams:          cfg.Limits.MaxStreams,
+		MaxViewers:          cfg.Limits.MaxViewers,
+		MaxViewersPerStream: cfg.Limits.MaxViewersPerStream,
 	})
 	if hk != nil {
 		hk.Attach(h, src)

@@ -28,7 +28,11 @@ func (s *Server) play(log *slog.Logger, nc net.Conn, sc *gortmplib.ServerConn, n
 	sub, err := s.p.Hub.Subscribe(ctx, name, sess)
 	if err != nil {
 		log.Info("play refused", "err", err)
-		writeStatus(sc, "error", "NetStream.Play.StreamNotFound", "stream not found")
+		if errors.Is(err, hub.ErrLimit) {
+			writeStatus(sc, "error", "NetStream.Play.Failed", "server busy")
+		} else {
+			writeStatus(sc, "error", "NetStream.Play.StreamNotFound", "stream not found")
+		}
 		return
 	}
 	defer sub.Close()

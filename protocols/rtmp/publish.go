@@ -1,6 +1,7 @@
 package rtmp
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -18,7 +19,11 @@ func (s *Server) publish(log *slog.Logger, nc net.Conn, sc *gortmplib.ServerConn
 	p, err := s.p.Hub.Publish(name, sess)
 	if err != nil {
 		log.Warn("publish refused", "err", err)
-		writeStatus(sc, "error", "NetStream.Publish.BadName", "stream is already being published")
+		if errors.Is(err, hub.ErrLimit) {
+			writeStatus(sc, "error", "NetStream.Publish.Failed", "server busy")
+		} else {
+			writeStatus(sc, "error", "NetStream.Publish.BadName", "stream is already being published")
+		}
 		return
 	}
 	defer p.Close()

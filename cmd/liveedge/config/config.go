@@ -161,6 +161,7 @@ type Config struct {
 	HLS    HLSConfig    `yaml:"hls" json:"hls"`
 	FLV    FLVConfig    `yaml:"flv" json:"flv"`
 	Hooks  HooksConfig  `yaml:"hooks" json:"hooks"`
+	Limits LimitsConfig `yaml:"limits" json:"limits"`
 	// Streams are tried in order by MatchStream; the first match wins.
 	Streams []Stream `yaml:"streams" json:"streams"`
 }

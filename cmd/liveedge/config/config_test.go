@@ -836,3 +836,17 @@ func TestCloneAndRedacted(t *testing.T) {
 		t.Error("Clone shares state")
 	}
 }
+
+func TestLimitsConfig(t *testing.T) {
+	c, err := Parse([]byte("limits: {max_streams: 10, max_viewers: 1000, max_viewers_per_stream: 200}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits != (LimitsConfig{MaxStreams: 10, MaxViewers: 1000, MaxViewersPerStream: 200}) {
+		t.Fatalf("limits %+v", c.Limits)
+	}
+	c.Limits.MaxViewers = -1
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "limits.max_viewers: must be >= 0") {
+		t.Fatalf("Validate() = %v", err)
+	}
+}

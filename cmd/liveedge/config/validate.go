@@ -72,6 +72,7 @@ func (c *Config) Validate() error {
 	c.validateHLS(v)
 	c.validateFLV(v)
 	c.validateHooks(v)
+	c.validateLimits(v)
 	c.validateRTSP(v)
 	c.validateWebRTC(v)
 	c.validateStreams(v)

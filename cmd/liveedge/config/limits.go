@@ -1,0 +1,31 @@
+package config
+
+// LimitsConfig caps what one node serves; 0 means no limit. A refused
+// publisher or viewer gets its protocol's "busy" answer (RTMP
+// NetStream.Play.Failed / publish error, HTTP and RTSP 503), and the
+// refusal is counted in liveedge_auth_refusals_total by reason.
+type LimitsConfig struct {
+	// MaxStreams caps the streams at once (published, pulled or waited
+	// for).
+	MaxStreams int `yaml:"max_streams" json:"max_streams"`
+	// MaxViewers caps the viewers in total, MaxViewersPerStream those of
+	// one stream. Viewers are RTMP, HTTP-FLV/WS-FLV, RTSP and WebRTC
+	// clients; HLS clients, which hold no connection, are not counted.
+	MaxViewers          int `yaml:"max_viewers" json:"max_viewers"`
+	MaxViewersPerStream int `yaml:"max_viewers_per_stream" json:"max_viewers_per_stream"`
+}
+
+func (c *Config) validateLimits(v *validator) {
+	for _, f := range []struct {
+		path string
+		n    int
+	}{
+		{"limits.max_streams", c.Limits.MaxStreams},
+		{"limits.max_viewers", c.Limits.MaxViewers},
+		{"limits.max_viewers_per_stream", c.Limits.MaxViewersPerStream},
+	} {
+		if f.n < 0 {
+			v.add(f.path, "must be >= 0 (got %d; 0 means no limit)", f.n)
+		}
+	}
+}
