@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -121,6 +122,17 @@ type Hub struct {
 
 	sess     sessions
 	counters counters
+
+	// limits in effect: MaxStreams, MaxViewers, MaxViewersPerStream
+	maxStreams, maxViewers, maxPerStream atomic.Int64
+}
+
+// SetLimits replaces the stream and viewer limits (0 = none), for a
+// configuration reload. Streams and viewers already in are not affected.
+func (h *Hub) SetLimits(maxStreams, maxViewers, maxViewersPerStream int) {
+	h.maxStreams.Store(int64(maxStreams))
+	h.maxViewers.Store(int64(maxViewers))
+	h.maxPerStream.Store(int64(maxViewersPerStream))
 }
 
 // New returns a hub.
@@ -140,7 +152,9 @@ func New(p Params) *Hub {
 	if p.GOP.MaxLag <= 0 {
 		p.GOP.MaxLag = 2 * time.Second
 	}
-	return &Hub{p: p, log: p.Logger, authzer: p.Authorizer, streams: map[string]*Stream{}}
+	h := &Hub{p: p, log: p.Logger, authzer: p.Authorizer, streams: map[string]*Stream{}}
+	h.SetLimits(p.MaxStreams, p.MaxViewers, p.MaxViewersPerStream)
+	return h
 }
 
 // SetAuthorizer replaces the admission policy (for a configuration reload).
@@ -199,7 +213,7 @@ func (h *Hub) getStream(name string, create bool) (*Stream, error) {
 	}
 	s := h.streams[name]
 	if s == nil && create {
-		if n := h.p.MaxStreams; n > 0 && len(h.streams) >= n {
+		if n := int(h.maxStreams.Load()); n > 0 && len(h.streams) >= n {
 			h.counters.refusedFor("max_streams")
 			h.log.Warn("stream refused: limit reached", "stream", name, "max_streams", n)
 			return nil, fmt.Errorf("%w: max_streams %d", ErrLimit, n)

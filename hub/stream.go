@@ -204,12 +204,12 @@ func (s *Stream) subscribe(ctx context.Context, sess Session, start time.Time) (
 // it; unsubscribe uncounts it.
 func (s *Stream) admitViewerLocked() error {
 	h := s.h
-	if n := h.p.MaxViewersPerStream; n > 0 && s.clients >= n {
+	if n := int(h.maxPerStream.Load()); n > 0 && s.clients >= n {
 		h.counters.refusedFor("max_viewers_per_stream")
 		s.log.Warn("viewer refused: limit reached", "max_viewers_per_stream", n)
 		return fmt.Errorf("%w: max_viewers_per_stream %d", ErrLimit, n)
 	}
-	if n := h.p.MaxViewers; n > 0 {
+	if n := int(h.maxViewers.Load()); n > 0 {
 		if h.counters.viewers.Add(1) > int64(n) {
 			h.counters.viewers.Add(-1)
 			h.counters.refusedFor("max_viewers")

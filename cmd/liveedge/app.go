@@ -1,11 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"reflect"
 	"strconv"
+	"sync"
 
 	"github.com/liveedge/liveedge/cache"
 	"github.com/liveedge/liveedge/cmd/liveedge/admin"
@@ -29,6 +32,69 @@ type app struct {
 	rtsp *rtsp.Server
 	http *httpServer
 	adm  *admin.Server
+
+	path   string // the configuration file, "" for the embedded defaults
+	mu     sync.Mutex
+	cfg    *config.Config // in effect
+	reload sync.Mutex     // one reload at a time
+}
+
+// Reload reads the configuration file again and puts into effect what
+// changes without a restart: auth (secrets, switches), limits and the
+// stream entries (pulls whose entry changed restart on the new one;
+// viewers of unchanged streams are not touched). A file that does not
+// load or validate is refused with the error, and the running
+// configuration stays. It returns the changed sections that need a
+// restart (listeners, WebRTC, HLS, FLV, hub, hooks, log).
+func (a *app) Reload() ([]string, error) {
+	a.reload.Lock()
+	defer a.reload.Unlock()
+	if a.path == "" {
+		return nil, errors.New("running on the embedded defaults: no configuration file to reload")
+	}
+	cfg, err := loadConfig(a.path)
+	if err != nil {
+		a.log.Error("configuration reload refused: the running configuration stays", "err", err)
+		return nil, err
+	}
+	pol, err := policy(cfg.Auth)
+	if err != nil {
+		a.log.Error("configuration reload refused: the running configuration stays", "err", err)
+		return nil, err
+	}
+	var authz hub.Authorizer = pol
+	if a.hk != nil {
+		authz = a.hk.Authorizer(pol)
+	}
+	if err := a.src.Reload(cfg); err != nil {
+		a.log.Error("configuration reload refused: the running configuration stays", "err", err)
+		return nil, err
+	}
+	a.hub.SetAuthorizer(authz)
+	a.hub.SetLimits(cfg.Limits.MaxStreams, cfg.Limits.MaxViewers, cfg.Limits.MaxViewersPerStream)
+	a.mu.Lock()
+	old := a.cfg
+	a.cfg = cfg
+	a.mu.Unlock()
+	var restart []string
+	for _, sec := range []struct {
+		name      string
+		old, next any
+	}{
+		{"log", old.Log, cfg.Log}, {"rtmp", old.RTMP, cfg.RTMP}, {"rtsp", old.RTSP, cfg.RTSP},
+		{"http", old.HTTP, cfg.HTTP}, {"admin", old.Admin, cfg.Admin}, {"webrtc", old.WebRTC, cfg.WebRTC},
+		{"hub", old.Hub, cfg.Hub}, {"hls", old.HLS, cfg.HLS}, {"flv", old.FLV, cfg.FLV}, {"hooks", old.Hooks, cfg.Hooks},
+	} {
+		if !reflect.DeepEqual(sec.old, sec.next) {
+			restart = append(restart, sec.name)
+		}
+	}
+	if len(restart) > 0 {
+		a.log.Warn("configuration reloaded; these sections changed and take effect at the next restart", "sections", restart)
+	} else {
+		a.log.Info("configuration reloaded")
+	}
+	return restart, nil
 }
 
 func loadConfig(path string) (*config.Config, error) {
@@ -72,7 +138,9 @@ func policy(a config.AuthConfig) (*auth.Policy, error) {
 	return pol, nil
 }
 
-func start(cfg *config.Config, log *slog.Logger) (*app, error) {
+// start runs liveedge on cfg, loaded from path ("" for the embedded
+// defaults; Reload reads path again).
+func start(cfg *config.Config, path string, log *slog.Logger) (*app, error) {
 	pol, err := policy(cfg.Auth)
 	if err != nil {
 		return nil, err
@@ -120,7 +188,7 @@ func start(cfg *config.Config, log *slog.Logger) (*app, error) {
 	if hk != nil {
 		hk.Attach(h, src)
 	}
-	a := &app{log: log, hub: h, src: src, hk: hk}
+	a := &app{log: log, hub: h, src: src, hk: hk, cfg: cfg, path: path}
 
 	if cfg.RTMP.Enabled() {
 		a.rtmp, err = rtmp.Listen(rtmp.Params{
@@ -153,7 +221,8 @@ func start(cfg *config.Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	if cfg.Admin.Enabled() {
-		a.adm, err = admin.Listen(admin.Params{Config: cfg, Hub: h, Sources: src, Logger: log, Version: version})
+		a.adm, err = admin.Listen(admin.Params{Config: cfg, Hub: h, Sources: src, Logger: log, Version: version,
+			Reload: a.Reload})
 		if err != nil {
 			a.Close()
 			return nil, err

@@ -67,6 +67,7 @@ func clipPath(t *testing.T) string {
 type server struct {
 	cmd  *exec.Cmd
 	rtmp string // host:port
+	conf string // the configuration file
 
 	http string // host:port of the HTTP listener, once logged; see httpAddr
 	rtsp string // host:port of the RTSP listener, once logged; see rtspAddr
@@ -87,7 +88,7 @@ func startServer(t *testing.T, cfg string, env ...string) *server {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{done: make(chan struct{})}
+	s := &server{done: make(chan struct{}), conf: path}
 	s.cmd = exec.Command(binPath, "--config", path)
 	s.cmd.Env = append(os.Environ(), env...)
 	stderr, err := s.cmd.StderrPipe()

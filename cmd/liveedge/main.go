@@ -2,7 +2,7 @@
 // (RTMP publish, or a pull from an origin) and fans it out to every viewer.
 //
 //	liveedge                      run on the embedded defaults (live/demo)
-//	liveedge --config FILE        run on a configuration file
+//	liveedge --config FILE        run on a configuration file (SIGHUP reloads it)
 //	liveedge --config FILE --check-config
 //	liveedge token sign --stream live/test --ttl 1h [--config FILE]
 //	liveedge version
@@ -52,12 +52,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	app, err := start(cfg, log)
+	app, err := start(cfg, *cfgPath, log)
 	if err != nil {
 		log.Error("start failed", "err", err)
 		return 1
 	}
-	<-ctx.Done()
+	// SIGHUP reloads the configuration file.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-hup:
+			app.Reload() //nolint:errcheck // logged; the running configuration stays
+		}
+	}
 	log.Info("shutting down")
 	done := make(chan struct{})
 	go func() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -723,5 +724,38 @@ func TestFlatten(t *testing.T) {
 	want := map[string]string{"a.b": "x", "a.c.0": "1", "a.c.1": "1", "d": "", "e": ""}
 	if fmt.Sprint(out) != fmt.Sprint(want) {
 		t.Fatalf("flatten = %v, want %v", out, want)
+	}
+}
+
+// TestReloadAPI: POST /api/v1/reload calls the reload and reports the
+// sections that need a restart, or 400 with the reason; other methods
+// get 405; without a reload function, 501.
+func TestReloadAPI(t *testing.T) {
+	e := newEnv(t, nil)
+	if r := e.do(t, "POST", "/api/v1/reload", "", ""); r.code != http.StatusNotImplemented {
+		t.Fatalf("no reload function: %d %s", r.code, r.body)
+	}
+	calls := 0
+	fail := false
+	e.srv.p.Reload = func() ([]string, error) {
+		calls++
+		if fail {
+			return nil, errors.New("streams[0].mode: bogus")
+		}
+		return []string{"rtsp"}, nil
+	}
+	r := e.do(t, "POST", "/api/v1/reload", "", "")
+	if m := r.json(t); r.code != http.StatusOK || m["reloaded"] != true || fmt.Sprint(m["restart_needed"]) != "[rtsp]" {
+		t.Fatalf("reload: %d %s", r.code, r.body)
+	}
+	fail = true
+	if r := e.do(t, "POST", "/api/v1/reload", "", ""); r.code != http.StatusBadRequest || !strings.Contains(string(r.body), "streams[0].mode") {
+		t.Fatalf("refused reload: %d %s", r.code, r.body)
+	}
+	if r := e.get(t, "/api/v1/reload"); r.code != http.StatusMethodNotAllowed {
+		t.Fatalf("GET: %d", r.code)
+	}
+	if calls != 2 {
+		t.Fatalf("%d reloads", calls)
 	}
 }

@@ -102,6 +102,26 @@ func (s *Server) routeAPI() {
 	s.mux.HandleFunc("/api/v1/origins", s.only(http.MethodGet, s.apiOrigins))
 	s.mux.HandleFunc("/api/v1/proxies", s.apiProxies)
 	s.mux.HandleFunc("/api/v1/proxies/{app}/{stream}", s.only(http.MethodDelete, s.apiDelProxy))
+	s.mux.HandleFunc("/api/v1/reload", s.only(http.MethodPost, s.apiReload))
+}
+
+// apiReload reads the configuration file again (as SIGHUP does): 200 with
+// the sections that need a restart, or 400 with why the new file was
+// refused (the running configuration stays).
+func (s *Server) apiReload(w http.ResponseWriter, _ *http.Request) {
+	if s.p.Reload == nil {
+		writeError(w, http.StatusNotImplemented, "no configuration file to reload")
+		return
+	}
+	restart, err := s.p.Reload()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if restart == nil {
+		restart = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"reloaded": true, "restart_needed": restart})
 }
 
 // only answers 405 to methods other than method.

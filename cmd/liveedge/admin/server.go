@@ -49,6 +49,10 @@ type Params struct {
 	Logger  *slog.Logger
 	// Version is reported by /api/v1/version.
 	Version string
+	// Reload, if set, reloads the configuration file (POST
+	// /api/v1/reload); it returns the changed sections that need a
+	// restart.
+	Reload func() (restart []string, err error)
 }
 
 // Server serves the admin endpoints.

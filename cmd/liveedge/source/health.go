@@ -64,8 +64,9 @@ func probeable(e *config.Stream, o string) bool {
 // configuration; an origin listed by several entries (with the same
 // egress) is probed once, at the shortest interval.
 func (m *Manager) startProbes() {
-	for i := range m.p.Config.Streams {
-		e := &m.p.Config.Streams[i]
+	cfg := m.config()
+	for i := range cfg.Streams {
+		e := &cfg.Streams[i]
 		for _, o := range e.Origins {
 			if !probeable(e, o) {
 				continue

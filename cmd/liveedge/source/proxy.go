@@ -36,7 +36,7 @@ func (m *Manager) match(name string) (*config.Stream, bool) {
 	if e != nil {
 		return e, true
 	}
-	return m.p.Config.MatchStream(name)
+	return m.config().MatchStream(name)
 }
 
 // AddProxy validates p and adds it; a static proxy starts pulling at once.
@@ -59,8 +59,9 @@ func (m *Manager) addProxy(p Proxy) error {
 	if p.Mode != config.ModeStatic && p.Mode != config.ModeOnDemand {
 		return fmt.Errorf("mode: %q (want %s or %s)", p.Mode, config.ModeStatic, config.ModeOnDemand)
 	}
-	e := m.p.Config.NewStream(p.Stream, p.Mode, p.Origins...)
-	if err := m.p.Config.ValidateStream("proxy", &e); err != nil {
+	cfg := m.config()
+	e := cfg.NewStream(p.Stream, p.Mode, p.Origins...)
+	if err := cfg.ValidateStream("proxy", &e); err != nil {
 		return err
 	}
 	m.mu.Lock()

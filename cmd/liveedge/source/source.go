@@ -14,8 +14,11 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -77,7 +80,9 @@ type Stats struct {
 type Manager struct {
 	p   Params
 	log *slog.Logger
-	alg auth.Algorithm
+	// set is the configuration in effect and its signing algorithm;
+	// Reload replaces it.
+	set atomic.Pointer[settings]
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -121,8 +126,54 @@ func New(p Params) (*Manager, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Manager{p: p, log: p.Logger, alg: alg, ctx: ctx, cancel: cancel, pulls: map[string]*pull{},
-		probers: map[healthKey]*prober{}, proxies: map[string]*config.Stream{}}, nil
+	m := &Manager{p: p, log: p.Logger, ctx: ctx, cancel: cancel, pulls: map[string]*pull{},
+		probers: map[healthKey]*prober{}, proxies: map[string]*config.Stream{}}
+	m.set.Store(&settings{cfg: p.Config, alg: alg})
+	return m, nil
+}
+
+// Reload puts cfg (valid) in effect for the pulls: a running pull whose
+// entry changed (or that no entry covers any more) restarts on the new
+// one, on-demand pulls when a viewer still wants them (the viewers stay
+// connected through the hub's producer grace), static ones at once; new
+// static entries start; pulls whose entry did not change, and run-time
+// proxies, are not touched. The background probes keep the origins they
+// were started with.
+func (m *Manager) Reload(cfg *config.Config) error {
+	alg, err := auth.ParseAlgorithm(cfg.Auth.Algorithm)
+	if err != nil {
+		return err
+	}
+	m.set.Store(&settings{cfg: cfg, alg: alg})
+	m.mu.Lock()
+	var stale []*pull
+	for name, pl := range m.pulls {
+		if m.proxies[name] == pl.entry {
+			continue
+		}
+		e, ok := cfg.MatchStream(name)
+		if !ok || !reflect.DeepEqual(*e, *pl.entry) {
+			stale = append(stale, pl)
+		}
+	}
+	m.mu.Unlock()
+	for _, pl := range stale {
+		pl.log.Info("configuration changed: restarting the pull")
+		pl.cancel()
+	}
+	for i := range cfg.Streams {
+		e := &cfg.Streams[i]
+		if e.Mode != config.ModeStatic || !hub.ValidName(e.Match) {
+			continue
+		}
+		m.mu.Lock()
+		old := m.pulls[e.Match]
+		m.mu.Unlock()
+		if old == nil || slices.Contains(stale, old) {
+			m.startWhenFree(e.Match, e, old)
+		}
+	}
+	return nil
 }
 
 // Start attaches the manager to the hub, starts the background health
@@ -133,8 +184,9 @@ func (m *Manager) Start(h *hub.Hub) error {
 	m.mu.Lock()
 	m.hub = h
 	m.mu.Unlock()
-	for i := range m.p.Config.Streams {
-		e := &m.p.Config.Streams[i]
+	cfg := m.config()
+	for i := range cfg.Streams {
+		e := &cfg.Streams[i]
 		if e.Mode != config.ModeStatic {
 			continue
 		}
@@ -146,6 +198,15 @@ func (m *Manager) Start(h *hub.Hub) error {
 	m.restoreProxies()
 	return nil
 }
+
+// settings is a configuration and what is derived from it.
+type settings struct {
+	cfg *config.Config
+	alg auth.Algorithm
+}
+
+// config returns the configuration in effect.
+func (m *Manager) config() *config.Config { return m.set.Load().cfg }
 
 // Want starts the on-demand pull of name unless it runs already or no
 // on_demand entry matches; when no pull covers name it tells OnUnknown.
@@ -241,12 +302,12 @@ func (m *Manager) sign(rawURL string, ttl time.Duration) (string, error) {
 	}
 	name := strings.TrimPrefix(u.Path, "/")
 	app, _, _ := strings.Cut(name, "/")
-	a := &m.p.Config.Auth
+	a := &m.config().Auth
 	secret, ok := a.Secret(app)
 	if !ok {
 		return "", fmt.Errorf("no secret to sign pulls of app %q", app)
 	}
-	s := auth.Signer{Algorithm: m.alg, Secret: []byte(secret), ExpiresParam: a.ExpiresParam, TokenParam: a.TokenParam}
+	s := auth.Signer{Algorithm: m.set.Load().alg, Secret: []byte(secret), ExpiresParam: a.ExpiresParam, TokenParam: a.TokenParam}
 	q := u.Query()
 	for k, v := range s.Query(name, ttl, time.Now(), netip.Addr{}) {
 		q[k] = v
