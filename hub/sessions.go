@@ -173,6 +173,10 @@ func (c *counters) refusedFor(r string) {
 	c.mu.Unlock()
 }
 
+// CountRefusal counts a refusal made outside the hub (a listener's
+// connection rate limit) among the hub's refusals, under reason.
+func (h *Hub) CountRefusal(reason string) { h.counters.refusedFor(reason) }
+
 // ObserveFirstFrame records a viewer's time to first frame for protocol.
 // Subscribers are measured by the hub; outputs whose viewers share a
 // subscription (WebRTC peers) report their own.

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"reflect"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/liveedge/liveedge/cache"
 	"github.com/liveedge/liveedge/cmd/liveedge/admin"
@@ -17,6 +19,7 @@ import (
 	"github.com/liveedge/liveedge/cmd/liveedge/source"
 	"github.com/liveedge/liveedge/hub"
 	"github.com/liveedge/liveedge/hub/auth"
+	"github.com/liveedge/liveedge/internal/connlimit"
 	"github.com/liveedge/liveedge/protocols/rtmp"
 	"github.com/liveedge/liveedge/protocols/rtsp"
 	"github.com/liveedge/liveedge/static"
@@ -138,6 +141,33 @@ func policy(a config.AuthConfig) (*auth.Policy, error) {
 	return pol, nil
 }
 
+// connLimit returns the listener wrapper of limits.connections_per_ip
+// for one listener (its own buckets), or nil without that limit.
+// Refusals are counted by the hub and logged at most once a minute.
+func connLimit(cfg *config.Config, h *hub.Hub, log *slog.Logger, proto string) func(net.Listener) net.Listener {
+	rate := cfg.Limits.ConnectionsPerIP
+	if rate <= 0 {
+		return nil
+	}
+	burst := cfg.Limits.ConnectionBurst
+	if burst == 0 {
+		burst = max(1, int(2*rate))
+	}
+	var mu sync.Mutex
+	var last time.Time
+	l := connlimit.New(rate, burst, func(ip netip.Addr) {
+		h.CountRefusal("connection_rate")
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(last) >= time.Minute {
+			last = time.Now()
+			log.Warn("connections refused: rate per IP exceeded", "proto", proto, "ip", ip.String(),
+				"connections_per_ip", rate, "burst", burst)
+		}
+	})
+	return l.Wrap
+}
+
 // start runs liveedge on cfg, loaded from path ("" for the embedded
 // defaults; Reload reads path again).
 func start(cfg *config.Config, path string, log *slog.Logger) (*app, error) {
@@ -196,6 +226,7 @@ func start(cfg *config.Config, path string, log *slog.Logger) (*app, error) {
 			Hub:          h,
 			Logger:       log,
 			WriteTimeout: cfg.Hub.SlowViewerTimeout.Std(),
+			WrapListener: connLimit(cfg, h, log, "rtmp"),
 		})
 		if err != nil {
 			a.Close()
@@ -257,6 +288,7 @@ func (a *app) Close() {
 func listenRTSP(cfg *config.Config, h *hub.Hub, gop cache.Limits, log *slog.Logger) (*rtsp.Server, error) {
 	p := rtsp.Params{
 		Listen:            cfg.RTSP.Listen,
+		WrapListener:      connLimit(cfg, h, log, "rtsp"),
 		Hub:               h,
 		Logger:            log,
 		GOP:               gop,

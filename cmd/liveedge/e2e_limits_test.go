@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -53,4 +54,50 @@ streams:
 	if n := countLines(s.logLines(), `viewer refused: limit reached`); n < 2 {
 		t.Fatalf("%d refusals logged, want 2", n)
 	}
+}
+
+// TestConnectionRateLimit: with limits.connections_per_ip, new
+// connections past the burst are closed at accept, on HTTP and RTMP.
+func TestConnectionRateLimit(t *testing.T) {
+	s := startServer(t, hlsBaseConfig+`
+limits: {connections_per_ip: 0.2, connection_burst: 2}
+streams:
+  - {match: "live/demo", mode: static, origins: [demo]}
+`)
+	base := "http://" + s.httpAddr(t)
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	ok := 0
+	for i := 0; i < 5; i++ {
+		res, err := c.Get(base + "/status.json")
+		if err == nil {
+			res.Body.Close()
+			ok++
+		}
+	}
+	if ok != 2 {
+		t.Fatalf("%d of 5 new HTTP connections served, want the burst of 2", ok)
+	}
+	s.waitLog(t, `msg="connections refused: rate per IP exceeded" proto=http ip=127.0.0.1`, 5*time.Second)
+	// RTMP has its own buckets: two connections, then refused.
+	for i := 0; i < 2; i++ {
+		conn, err := net.Dial("tcp", s.rtmp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+	}
+	conn, err := net.Dial("tcp", s.rtmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("third RTMP connection not closed by the server: %v", err)
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
 }

@@ -52,6 +52,9 @@ func listenHTTP(cfg *config.Config, h *hub.Hub, src static.Sources, log *slog.Lo
 	if err != nil {
 		return nil, fmt.Errorf("http: %w", err)
 	}
+	if wrap := connLimit(cfg, h, log, "http"); wrap != nil {
+		ln = wrap(ln)
+	}
 	s := &httpServer{log: log.With("proto", "http"), ln: ln, done: make(chan struct{})}
 	s.hls = hls.New(hlsParams(cfg, h, log))
 	s.flv = flv.New(flv.Params{Hub: h, Logger: log, AllowOrigin: cfg.FLV.AllowOrigin,

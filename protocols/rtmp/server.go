@@ -29,6 +29,9 @@ type Params struct {
 	Listen string
 	Hub    *hub.Hub
 	Logger *slog.Logger
+	// WrapListener, if set, wraps the TCP listener (a per-IP connection
+	// rate limit, say).
+	WrapListener func(net.Listener) net.Listener
 	// HandshakeTimeout bounds the handshake and the commands before play
 	// or publish; ReadTimeout bounds the wait for a publisher's next
 	// message; WriteTimeout bounds one write to a player (a player that
@@ -75,6 +78,9 @@ func Listen(p Params) (*Server, error) {
 	ln, err := net.Listen("tcp", p.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("rtmp: %w", err)
+	}
+	if p.WrapListener != nil {
+		ln = p.WrapListener(ln)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{p: p, log: p.Logger.With("proto", "rtmp"), ln: ln, ctx: ctx, cancel: cancel,

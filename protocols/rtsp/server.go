@@ -66,6 +66,9 @@ type Params struct {
 	// Listen is the TCP address of RTSP ("127.0.0.1:0" picks a port; see
 	// Server.Addr).
 	Listen string
+	// WrapListener, if set, wraps the TCP listener (a per-IP connection
+	// rate limit, say).
+	WrapListener func(net.Listener) net.Listener
 	// UDPRTPAddress, if set, enables UDP unicast: RTP on this address and
 	// RTCP on the next port. The port must be even; 0 picks a free pair
 	// (see Server.UDPAddr).
@@ -182,6 +185,9 @@ func Listen(p Params) (*Server, error) {
 				return nil, err
 			}
 			s.tcpAddr = ln.Addr()
+			if p.WrapListener != nil {
+				ln = p.WrapListener(ln)
+			}
 			return &outListener{Listener: ln, sendBuffer: p.SendBuffer, idle: p.ReadTimeout}, nil
 		},
 		ListenPacket: func(network, address string) (net.PacketConn, error) {

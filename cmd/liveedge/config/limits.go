@@ -13,6 +13,13 @@ type LimitsConfig struct {
 	// clients; HLS clients, which hold no connection, are not counted.
 	MaxViewers          int `yaml:"max_viewers" json:"max_viewers"`
 	MaxViewersPerStream int `yaml:"max_viewers_per_stream" json:"max_viewers_per_stream"`
+	// ConnectionsPerIP caps the new connections a second from one client
+	// IP on each TCP listener (RTMP, RTSP, HTTP), with bursts of
+	// ConnectionBurst (0: twice the rate, at least 1). Connections past
+	// it are closed at accept and counted ("connection_rate"). Set at
+	// start-up.
+	ConnectionsPerIP float64 `yaml:"connections_per_ip" json:"connections_per_ip"`
+	ConnectionBurst  int     `yaml:"connection_burst" json:"connection_burst"`
 }
 
 func (c *Config) validateLimits(v *validator) {
@@ -23,9 +30,13 @@ func (c *Config) validateLimits(v *validator) {
 		{"limits.max_streams", c.Limits.MaxStreams},
 		{"limits.max_viewers", c.Limits.MaxViewers},
 		{"limits.max_viewers_per_stream", c.Limits.MaxViewersPerStream},
+		{"limits.connection_burst", c.Limits.ConnectionBurst},
 	} {
 		if f.n < 0 {
 			v.add(f.path, "must be >= 0 (got %d; 0 means no limit)", f.n)
 		}
+	}
+	if r := c.Limits.ConnectionsPerIP; r < 0 {
+		v.add("limits.connections_per_ip", "must be >= 0 (got %v; 0 means no limit)", r)
 	}
 }
