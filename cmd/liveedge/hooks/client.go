@@ -80,6 +80,9 @@ func (c *client) post(ctx context.Context, url string, body any) (Reply, error) 
 		}
 	}
 	defer func() { <-c.sem }()
+	if ctx.Err() != nil { // the slot came as the caller's time ran out
+		return Reply{}, ErrSaturated
+	}
 	b, err := json.Marshal(body)
 	if err != nil {
 		return Reply{}, fmt.Errorf("%w: %v", ErrFailed, err)
