@@ -16,27 +16,25 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/message"
 
 	"github.com/liveedge/liveedge/hub"
+	"github.com/liveedge/liveedge/protocols/origin"
 )
 
-// Errors of an origin pull. A pull that ends before any media arrived
-// wraps ErrConnectFailed, one that ends after media wraps ErrLost; the
-// cause (ErrStalled, ErrOriginStatus, a network error) is wrapped too.
+// Errors of an origin pull: those of package origin, shared with the
+// other pull client, so that errors.Is works whatever the protocol.
 var (
-	ErrConnectFailed = errors.New("origin connect failed")
-	ErrLost          = errors.New("origin lost")
-	ErrStalled       = errors.New("no media within the stall timeout")
-	ErrOriginStatus  = errors.New("origin sent an error status")
-	ErrOriginClosed  = errors.New("origin closed the connection")
-	ErrNoKeyframe    = errors.New("no decodable media (keyframe) within the keyframe timeout")
+	ErrConnectFailed = origin.ErrConnectFailed
+	ErrLost          = origin.ErrLost
+	ErrStalled       = origin.ErrStalled
+	ErrOriginStatus  = origin.ErrOriginStatus
+	ErrOriginClosed  = origin.ErrOriginClosed
+	ErrNoKeyframe    = origin.ErrNoKeyframe
 )
 
 // Defaults of PullOptions.
 const (
-	DefaultStallTimeout   = 2 * time.Second
-	DefaultConnectTimeout = 5 * time.Second
-	// DefaultKeyframeTimeout bounds how long an origin may send media the
-	// hub cannot use (video that never reaches a keyframe).
-	DefaultKeyframeTimeout = 10 * time.Second
+	DefaultStallTimeout    = origin.DefaultStallTimeout
+	DefaultConnectTimeout  = origin.DefaultConnectTimeout
+	DefaultKeyframeTimeout = origin.DefaultKeyframeTimeout
 )
 
 // PullOptions configure an origin pull.

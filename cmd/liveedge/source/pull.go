@@ -298,7 +298,7 @@ func (pl *pull) dial(ctx context.Context, origin string) (upstream, error) {
 	if pl.entry.Sign {
 		var err error
 		if u, err = pl.m.sign(origin, pl.entry.SignTTL.Std()); err != nil {
-			return nil, errConnect(origin, err)
+			return nil, errConnect(err)
 		}
 	}
 	conn, err := dialUpstream(ctx, u, pullOptions{stall: pl.entry.StallTimeout.Std(),

@@ -26,8 +26,7 @@ import (
 	"github.com/liveedge/liveedge/hub"
 	"github.com/liveedge/liveedge/hub/auth"
 	"github.com/liveedge/liveedge/protocols/demo"
-	"github.com/liveedge/liveedge/protocols/rtmp"
-	"github.com/liveedge/liveedge/protocols/rtsp"
+	"github.com/liveedge/liveedge/protocols/origin"
 )
 
 // Defaults of Params.
@@ -334,19 +333,19 @@ func reason(err error) string {
 	switch {
 	case errors.Is(err, ErrBind):
 		return "bind"
-	case errors.Is(err, rtmp.ErrStalled), errors.Is(err, rtsp.ErrStalled):
+	case errors.Is(err, origin.ErrStalled):
 		return "stall"
-	case errors.Is(err, rtmp.ErrNoKeyframe), errors.Is(err, rtsp.ErrNoKeyframe):
+	case errors.Is(err, origin.ErrNoKeyframe):
 		return "no keyframe"
-	case errors.Is(err, rtmp.ErrOriginStatus), errors.Is(err, rtsp.ErrOriginStatus):
+	case errors.Is(err, origin.ErrOriginStatus):
 		return "status"
-	case errors.Is(err, rtmp.ErrOriginClosed), errors.Is(err, rtsp.ErrOriginClosed):
+	case errors.Is(err, origin.ErrOriginClosed):
 		return "closed"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "refused"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT):
 		return "timeout"
-	case errors.Is(err, rtmp.ErrConnectFailed), errors.Is(err, rtsp.ErrConnectFailed):
+	case errors.Is(err, origin.ErrConnectFailed):
 		return "connect"
 	}
 	return "error"

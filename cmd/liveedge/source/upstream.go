@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/liveedge/liveedge/hub"
+	"github.com/liveedge/liveedge/protocols/origin"
 	"github.com/liveedge/liveedge/protocols/rtmp"
 	"github.com/liveedge/liveedge/protocols/rtsp"
 )
@@ -60,10 +61,5 @@ func probeOrigin(ctx context.Context, u string, timeout time.Duration, dialer *n
 	return rtmp.Probe(ctx, u, timeout, dialer)
 }
 
-// errConnect wraps err as a connect failure of origin's protocol.
-func errConnect(origin string, err error) error {
-	if isRTSP(origin) {
-		return fmt.Errorf("%w: %w", rtsp.ErrConnectFailed, err)
-	}
-	return fmt.Errorf("%w: %w", rtmp.ErrConnectFailed, err)
-}
+// errConnect wraps err as a connect failure.
+func errConnect(err error) error { return fmt.Errorf("%w: %w", origin.ErrConnectFailed, err) }
