@@ -4,6 +4,7 @@
 #   nginx + RTMP module     (packages nginx, libnginx-mod-rtmp)
 #   chromium                (package chromium, WebRTC tests)
 #   C compiler              (packages gcc, libc6-dev; needed by `go test -race`)
+#   redis-server            (package redis-server, cluster tests)
 # Idempotent: when everything is present it only prints one line per tool.
 # Installed services are never started.
 set -euo pipefail
@@ -31,6 +32,7 @@ chromium_bin() {
 }
 have_chromium() { chromium_bin >/dev/null; }
 have_cc() { have gcc || have cc; }
+have_redis() { have redis-server; }
 
 # --- what is missing --------------------------------------------------------
 missing_pkgs=()
@@ -38,6 +40,7 @@ have_ffmpeg || missing_pkgs+=(ffmpeg)
 have_nginx_rtmp || missing_pkgs+=(nginx libnginx-mod-rtmp)
 have_chromium || missing_pkgs+=(chromium)
 have_cc || missing_pkgs+=(gcc libc6-dev)
+have_redis || missing_pkgs+=(redis-server)
 
 installed_now=" "
 
@@ -78,8 +81,9 @@ if [ "${#missing_pkgs[@]}" -gt 0 ]; then
 	installed_now=" ${missing_pkgs[*]} "
 
 	# Do not let a freshly installed nginx come up on boot either.
-	if [[ "$installed_now" == *" nginx "* ]] && have systemctl && [ -d /run/systemd/system ]; then
-		systemctl disable --quiet nginx >/dev/null 2>&1 || true
+	if have systemctl && [ -d /run/systemd/system ]; then
+		[[ "$installed_now" == *" nginx "* ]] && systemctl disable --quiet nginx >/dev/null 2>&1 || true
+		[[ "$installed_now" == *" redis-server "* ]] && systemctl disable --quiet redis-server >/dev/null 2>&1 || true
 	fi
 fi
 
@@ -118,3 +122,6 @@ have_cc || fail "C compiler still missing"
 cc_bin=gcc
 have gcc || cc_bin=cc
 echo "cc:       $(status gcc) $("$cc_bin" --version 2>/dev/null | head -n 1)"
+
+have_redis || fail "redis-server still missing"
+echo "redis:    $(status redis-server) $(redis-server --version 2>/dev/null | head -n 1)"

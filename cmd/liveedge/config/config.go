@@ -162,6 +162,8 @@ type Config struct {
 	FLV    FLVConfig    `yaml:"flv" json:"flv"`
 	Hooks  HooksConfig  `yaml:"hooks" json:"hooks"`
 	Limits LimitsConfig `yaml:"limits" json:"limits"`
+	// Cluster joins the node to a cluster of edges sharing Redis.
+	Cluster ClusterConfig `yaml:"cluster" json:"cluster"`
 	// Streams are tried in order by MatchStream; the first match wins.
 	Streams []Stream `yaml:"streams" json:"streams"`
 }
@@ -333,6 +335,7 @@ func Default() *Config {
 	c.HLS = defaultHLS()
 	c.FLV = defaultFLV()
 	c.Hooks = defaultHooks()
+	c.Cluster = defaultCluster()
 	c.Streams = c.defaultStreams()
 	return c
 }
@@ -401,6 +404,7 @@ func (c *Config) Redacted() *Config {
 		n.Admin.Secret = "REDACTED"
 	}
 	n.Hooks = n.Hooks.redacted()
+	n.Cluster.RedisURL = redactURLPassword(n.Cluster.RedisURL)
 	return n
 }
 

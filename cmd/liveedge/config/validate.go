@@ -55,6 +55,9 @@ func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
 //   - on_demand and static entries have origins, publish entries have
 //     none; each origin is "demo" or an rtmp, rtmps, rtsp or rtsps URL with
 //     a host, using no placeholders but $stream and $app;
+//   - cluster.redis_url is "" or a redis(s):// URL with a host; the
+//     advertised URLs are base URLs of their protocol; cluster.heartbeat
+//     and lease_ttl are > 0;
 //   - streams[].probe_interval is >= 0, bind_address is an IP address,
 //     bind_device an interface name (not a check that it exists) and mark
 //     an integer in 0..4294967295.
@@ -75,6 +78,7 @@ func (c *Config) Validate() error {
 	c.validateLimits(v)
 	c.validateRTSP(v)
 	c.validateWebRTC(v)
+	c.validateCluster(v)
 	c.validateStreams(v)
 	return errors.Join(v.errs...)
 }

@@ -121,6 +121,17 @@ func (pl *pull) session() error {
 			sl.stop()
 		}
 	}()
+	// In a cluster, the node holding the stream's lease pulls from the
+	// origins and the others pull from it.
+	clustered := pl.clustered()
+	var lease Lease
+	defer func() {
+		if lease != nil {
+			lease.Release()
+		}
+	}()
+	var dead string     // a node that refused the connection
+	var standalone bool // the cluster was out of reach
 	for {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
@@ -130,11 +141,47 @@ func (pl *pull) session() error {
 			return hub.ErrReplaced
 		default:
 		}
+		if lost(lease) {
+			lease.Release()
+			lease = nil
+			if handed != nil {
+				handed.Close()
+				handed = nil
+			}
+		}
 		if !first && sl == nil {
 			p.Discontinuity()
 		}
 		first = false
-		res := pl.attempt(ctx, p, idx, handed, leaveSlate)
+		if clustered && lease == nil {
+			var sibling string
+			lease, sibling = pl.clusterClaim(ctx, dead, &standalone)
+			dead = ""
+			if sibling != "" {
+				stopped, refused := pl.attemptSibling(ctx, p, sibling, leaveSlate)
+				if !stopped && refused {
+					dead = sibling
+				} else if !stopped {
+					sleep(ctx, siblingRetry)
+				}
+				continue
+			}
+		}
+		var actx context.Context
+		var stop context.CancelFunc
+		var rejoined chan Lease
+		if clustered && lease == nil {
+			actx, stop, rejoined = pl.rejoin(ctx)
+		} else {
+			actx, stop = leaseContext(ctx, lease)
+		}
+		res := pl.attempt(actx, p, idx, handed, leaveSlate)
+		stop()
+		if rejoined != nil {
+			if l, ok := <-rejoined; ok {
+				lease = l
+			}
+		}
 		handed = nil
 		hadMedia = hadMedia || res.media
 		if res.stopped {

@@ -61,12 +61,16 @@ type Params struct {
 	// covers: no entry matches it, or only a publish entry (a webhook may
 	// then name an origin, see AddProxy). It must not block.
 	OnUnknown func(name string)
+	// Cluster, if set, elects the one node of a cluster that pulls a
+	// stream from its origins; the other nodes pull it from that node.
+	Cluster Coordinator
 }
 
 // Stats are the counters of one stream's pull.
 type Stats struct {
 	Origin    string // current origin (without query), "" when none is up
 	Up        bool   // media is flowing from Origin
+	Sibling   bool   // Origin is another node of the cluster
 	Connects  uint64 // connections that delivered media
 	Failures  uint64 // attempts that ended in an error
 	Failovers uint64 // switches to another origin after a failure
