@@ -2,6 +2,7 @@ GO ?= go
 FUZZTIME ?= 20s
 BENCH_FLAGS ?= -kinds rtmp,flv,rtsp,whep,hls,hls-ts
 FAILOVER_FLAGS ?=
+CLUSTER_FLAGS ?=
 
 BIN := bin
 
@@ -13,7 +14,7 @@ NPM ?= npm
 
 .DEFAULT_GOAL := build
 
-.PHONY: build vendor run tools test test-short bench bench-failover fuzz install clean
+.PHONY: build vendor run tools test test-short bench bench-failover bench-cluster fuzz install clean
 
 build: vendor
 	@mkdir -p $(BIN)
@@ -73,15 +74,24 @@ test-short:
 	$(GO) test -race -short ./...
 
 # Every viewer kind (about 5 minutes: rtmp and flv 1.2 min each, rtsp 0.8,
-# whep 0.7, hls and hls-ts 1.3 together), then the failover run (1.5 min).
+# whep 0.7, hls and hls-ts 1.3 together), then the failover run (1.5 min)
+# and the cluster run (1 min).
 bench: build tools
 	./$(BIN)/liveedge-bench -server ./$(BIN)/liveedge $(BENCH_FLAGS)
 	./$(BIN)/liveedge-bench -server ./$(BIN)/liveedge -failover 10 $(FAILOVER_FLAGS)
+	./$(BIN)/liveedge-bench -server ./$(BIN)/liveedge -cluster 5 $(CLUSTER_FLAGS)
 
 # Origin failover alone (about 1.5 min): two nginx-rtmp origins, the primary
 # killed 10 times and frozen 3 times; the media gap one viewer sees.
 bench-failover: build tools
 	./$(BIN)/liveedge-bench -server ./$(BIN)/liveedge -failover 10 $(FAILOVER_FLAGS)
+
+# Edge cluster alone (about 1 min): redis-server, one nginx-rtmp origin,
+# three liveedge nodes; origin connections per stream, the latency a
+# sibling hop adds, and the media gap when the node pulling from the
+# origin is killed (5 times).
+bench-cluster: build tools
+	./$(BIN)/liveedge-bench -server ./$(BIN)/liveedge -cluster 5 $(CLUSTER_FLAGS)
 
 # Runs every Fuzz* target of every package for FUZZTIME each.
 fuzz:

@@ -72,6 +72,9 @@ func FreePort(t testing.TB) int {
 	return p
 }
 
+// FreePortErr is FreePort outside a test.
+func FreePortErr() (int, error) { return freePort() }
+
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -329,6 +332,7 @@ type Stat struct {
 				Name    string `xml:"name"`
 				Clients []struct {
 					Address    string    `xml:"address"`
+					Time       int64     `xml:"time"` // ms connected
 					Publishing *struct{} `xml:"publishing"`
 				} `xml:"client"`
 			} `xml:"live>stream"`
@@ -344,6 +348,30 @@ func (s *Stat) Players(stream string) int {
 			n++
 		}
 	})
+	return n
+}
+
+// LongPlayers returns how many clients have played live/<stream> for at
+// least age: pulls, not the short plays of health probes.
+func (s *Stat) LongPlayers(stream string, age time.Duration) int {
+	n := 0
+	for _, srv := range s.Servers {
+		for _, app := range srv.Apps {
+			if app.Name != "live" {
+				continue
+			}
+			for _, st := range app.Streams {
+				if st.Name != stream {
+					continue
+				}
+				for _, c := range st.Clients {
+					if c.Publishing == nil && time.Duration(c.Time)*time.Millisecond >= age {
+						n++
+					}
+				}
+			}
+		}
+	}
 	return n
 }
 

@@ -40,13 +40,26 @@ func Start(t testing.TB) *Redis {
 		}
 		t.Skip("redis-server not installed")
 	}
-	r := &Redis{dir: t.TempDir(), port: nginxtest.FreePort(t)}
-	r.Addr = "127.0.0.1:" + strconv.Itoa(r.port)
-	if err := r.launch(); err != nil {
+	r, err := Launch(t.TempDir())
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.Kill)
 	return r
+}
+
+// Launch runs redis-server on a free loopback port with dir as its
+// working directory, outside a test (the bench); Kill stops it.
+func Launch(dir string) (*Redis, error) {
+	port, err := nginxtest.FreePortErr()
+	if err != nil {
+		return nil, err
+	}
+	r := &Redis{dir: dir, port: port, Addr: "127.0.0.1:" + strconv.Itoa(port)}
+	if err := r.launch(); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 func (r *Redis) launch() error {
@@ -107,15 +120,22 @@ func (r *Redis) Kill() {
 // Restart kills the server and starts an empty one on the same port.
 func (r *Redis) Restart(t testing.TB) {
 	t.Helper()
+	if err := r.Relaunch(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Relaunch is Restart outside a test.
+func (r *Redis) Relaunch() error {
 	r.Kill()
 	var err error
 	for range 20 { // the port may linger for a moment
 		if err = r.launch(); err == nil {
-			return
+			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatal(err)
+	return err
 }
 
 // Pid returns the server's process id.

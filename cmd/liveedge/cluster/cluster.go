@@ -25,6 +25,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -133,11 +135,13 @@ func New(p Params) (*Cluster, error) {
 	opt.ReadTimeout = 500 * time.Millisecond
 	opt.WriteTimeout = 500 * time.Millisecond
 	opt.MaxRetries = -1
+	opt.DialerRetries = 1
 	opt.PoolSize = 8
 	opt.MinIdleConns = 1
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
+	redis.SetLogger(redisLogger{p.Logger})
 	c := &Cluster{p: p, log: p.Logger.With("cluster", cfg.NodeID), rdb: redis.NewClient(opt),
 		prefix: cfg.KeyPrefix, leases: map[string]*Lease{}, rates: map[string]rate{}}
 	c.self = SelfNode(cfg)
@@ -166,11 +170,12 @@ func (c *Cluster) SetHub(h *hub.Hub) { c.p.Hub = h }
 func (c *Cluster) ID() string { return c.self.ID }
 
 // Start registers the node and keeps its registration alive until Close.
+// It does not wait for Redis.
 func (c *Cluster) Start() {
-	c.heartbeat()
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
+		c.heartbeat()
 		t := time.NewTicker(c.p.Config.Heartbeat.Std())
 		defer t.Stop()
 		for {
@@ -374,4 +379,34 @@ func (c *Cluster) node(ctx context.Context, id string) (*Node, error) {
 		return nil, fmt.Errorf("node %s: %w", id, err)
 	}
 	return &n, nil
+}
+
+// Bound tells the cluster the address a listener got, before Start: an
+// advertised URL derived from a listen address with port 0 takes the
+// port actually bound.
+func (c *Cluster) Bound(proto string, addr net.Addr) {
+	c.self.URLs[proto] = boundURL(c.self.URLs[proto], addr)
+}
+
+// boundURL returns raw with the port of addr if its port is 0.
+func boundURL(raw string, addr net.Addr) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Port() != "0" || addr == nil {
+		return raw
+	}
+	_, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return raw
+	}
+	u.Host = net.JoinHostPort(u.Hostname(), port)
+	return u.String()
+}
+
+// redisLogger sends the Redis client's own messages (connection pool
+// retries, mostly) to the debug log: the cluster logs Redis going away
+// and coming back itself, once.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.Debug("redis client: " + fmt.Sprintf(format, v...))
 }

@@ -3,11 +3,15 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 
+	"github.com/liveedge/liveedge/cmd/liveedge/config"
 	"github.com/liveedge/liveedge/hub"
 )
 
@@ -183,13 +187,33 @@ func (c *Cluster) RouteNodes(ctx context.Context) []Node {
 	return nodes
 }
 
-// LocalNodes is the route candidate list of a node without a cluster:
-// itself, as cfg (resolved) describes it.
-func LocalNodes(self Node, h *hub.Hub) func(context.Context) []Node {
-	return func(context.Context) []Node {
-		return []Node{withStreams(self, h)}
-	}
+// Local is the route candidate list of a node without a cluster: itself.
+type Local struct {
+	self atomic.Pointer[Node]
+	hub  *hub.Hub
 }
+
+// NewLocal describes the node cfg (resolved) configures, serving h.
+func NewLocal(cfg config.ClusterConfig, h *hub.Hub) *Local {
+	l := &Local{hub: h}
+	n := SelfNode(cfg)
+	l.self.Store(&n)
+	return l
+}
+
+// Bound is Cluster.Bound for a node without a cluster.
+func (l *Local) Bound(proto string, addr net.Addr) {
+	n := *l.self.Load()
+	n.URLs = maps.Clone(n.URLs)
+	n.URLs[proto] = boundURL(n.URLs[proto], addr)
+	l.self.Store(&n)
+}
+
+// ID returns the node's ID.
+func (l *Local) ID() string { return l.self.Load().ID }
+
+// Nodes returns the node itself, with its streams.
+func (l *Local) Nodes(context.Context) []Node { return []Node{withStreams(*l.self.Load(), l.hub)} }
 
 // withStreams returns n with the streams and viewers of h (no rates).
 func withStreams(n Node, h *hub.Hub) Node {

@@ -74,10 +74,12 @@ func (pl *pull) clusterClaim(ctx context.Context, dead string, standalone *bool)
 
 // attemptSibling feeds p from another node of the cluster until that
 // fails or the session stops. It reports whether the node refused the
-// connection (it is gone: its lease can be taken over).
-func (pl *pull) attemptSibling(ctx context.Context, p *hub.Producer, sibling string, connected func()) (stopped, refused bool) {
+// connection (it is gone: its lease can be taken over) and whether media
+// flowed.
+func (pl *pull) attemptSibling(ctx context.Context, p *hub.Producer, sibling string, connected func()) (stopped, refused, media bool) {
 	start := time.Now()
 	onMedia := func() {
+		media = true
 		pl.count(func(s *Stats) {
 			s.Up, s.Origin, s.Sibling = true, rtmp.RedactURL(sibling), true
 		})
@@ -98,14 +100,14 @@ func (pl *pull) attemptSibling(ctx context.Context, p *hub.Producer, sibling str
 	pl.count(func(s *Stats) { s.Up, s.Origin, s.Sibling = false, "", false })
 	select {
 	case <-ctx.Done():
-		return true, false
+		return true, false, media
 	case <-p.Done():
-		return true, false
+		return true, false, media
 	default:
 	}
 	refused = errors.Is(err, syscall.ECONNREFUSED)
 	pl.log.Warn("cluster: pull from another node ended", "node", rtmp.RedactURL(sibling), "reason", reason(err), "err", err)
-	return false, refused
+	return false, refused, media
 }
 
 // leaseContext returns ctx, also cancelled when lease (if any) is lost.

@@ -96,11 +96,26 @@ func (pl *pull) session() error {
 	if timeout <= 0 {
 		timeout = rtmp.DefaultConnectTimeout
 	}
-	m.awaitProbes(ctx, pl.urls, pl.egress, time.Now().Add(timeout))
-	idx, failed, first := pl.firstHealthy(), 0, true
-	if idx > 0 {
-		pl.log.Info("starting on a backup: the probes found the origins before it down",
-			"origin", rtmp.RedactURL(pl.urls[idx]), "skipped", idx)
+	// The first origin is the first one the background probes did not
+	// find down (waiting, at most the connect timeout, for their first
+	// results); in a cluster, only once this node is to pull from the
+	// origins.
+	idx, failed, first := 0, 0, true
+	chosen := false
+	choose := func() {
+		if chosen {
+			return
+		}
+		chosen = true
+		m.awaitProbes(ctx, pl.urls, pl.egress, time.Now().Add(timeout))
+		if idx = pl.firstHealthy(); idx > 0 {
+			pl.log.Info("starting on a backup: the probes found the origins before it down",
+				"origin", rtmp.RedactURL(pl.urls[idx]), "skipped", idx)
+		}
+	}
+	clustered := pl.clustered()
+	if !clustered {
+		choose()
 	}
 	backoff := m.p.BackoffMin
 	var handed upstream // a connection to the primary a probe found healthy
@@ -123,7 +138,6 @@ func (pl *pull) session() error {
 	}()
 	// In a cluster, the node holding the stream's lease pulls from the
 	// origins and the others pull from it.
-	clustered := pl.clustered()
 	var lease Lease
 	defer func() {
 		if lease != nil {
@@ -158,15 +172,22 @@ func (pl *pull) session() error {
 			lease, sibling = pl.clusterClaim(ctx, dead, &standalone)
 			dead = ""
 			if sibling != "" {
-				stopped, refused := pl.attemptSibling(ctx, p, sibling, leaveSlate)
-				if !stopped && refused {
+				// A node that refuses the connection is gone; one that
+				// ended after media is asked again at once (it may be
+				// gone too); otherwise the cluster is asked again after
+				// a pause.
+				stopped, refused, media := pl.attemptSibling(ctx, p, sibling, leaveSlate)
+				switch {
+				case stopped, media:
+				case refused:
 					dead = sibling
-				} else if !stopped {
+				default:
 					sleep(ctx, siblingRetry)
 				}
 				continue
 			}
 		}
+		choose()
 		var actx context.Context
 		var stop context.CancelFunc
 		var rejoined chan Lease
