@@ -108,8 +108,9 @@ type Cluster struct {
 	up      atomic.Bool // the last heartbeat reached Redis
 	state   string      // "", "up" or "down": what the log said last
 	mu      sync.Mutex
-	leases  map[string]*Lease // held, by stream
-	rates   map[string]rate   // per stream bytes-in samples, for bitrates
+	claims  map[string]*claimLock // claims under way, by stream
+	leases  map[string]*Lease     // held, by stream
+	rates   map[string]rate       // per stream bytes-in samples, for bitrates
 	lastCPU cpuSample
 	nodes   []Node // as of the last heartbeat
 }
@@ -143,7 +144,7 @@ func New(p Params) (*Cluster, error) {
 	}
 	redis.SetLogger(redisLogger{p.Logger})
 	c := &Cluster{p: p, log: p.Logger.With("cluster", cfg.NodeID), rdb: redis.NewClient(opt),
-		prefix: cfg.KeyPrefix, leases: map[string]*Lease{}, rates: map[string]rate{}}
+		prefix: cfg.KeyPrefix, leases: map[string]*Lease{}, claims: map[string]*claimLock{}, rates: map[string]rate{}}
 	c.self = SelfNode(cfg)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.lastCPU = readCPU()

@@ -216,9 +216,9 @@ func TestPick(t *testing.T) {
 		stream, proto, region, self string
 		node, url                   string
 	}{
-		{"live/x", "rtmp", "", "b", "a", "rtmp://a:1935/live/x"},           // holds the stream
-		{"live/y", "rtmp", "", "b", "c", "rtmp://c:1935/live/y"},           // least loaded
-		{"live/x", "rtmp", "sg", "b", "c", "rtmp://c:1935/live/x"},         // region first
+		{"live/x", "rtmp", "", "b", "a", "rtmp://a:1935/live/x"},             // holds the stream
+		{"live/y", "rtmp", "", "b", "c", "rtmp://c:1935/live/y"},             // least loaded
+		{"live/x", "rtmp", "sg", "b", "c", "rtmp://c:1935/live/x"},           // region first
 		{"live/x", "hls", "sg", "b", "a", "http://a:8080/live/x/index.m3u8"}, // c has no HTTP
 		{"live/y", "ws-flv", "", "a", "b", "ws://b:8080/live/y.flv"},
 		{"live/y", "whep", "", "a", "b", "http://b:8080/live/y/whep"},
@@ -297,5 +297,42 @@ func TestAggregate(t *testing.T) {
 	// a's 3 RTMP viewers include b's and c's pulls.
 	if v.Total != 5 || v.Viewers["rtmp"] != 2 || v.Viewers["flv"] != 2 || v.Viewers["webrtc"] != 1 || v.Origin != "a" || len(v.Nodes) != 3 {
 		t.Fatalf("aggregate: %+v", v)
+	}
+}
+
+// TestLeaseRace: nodes claiming the same stream at the same moment elect
+// exactly one.
+func TestLeaseRace(t *testing.T) {
+	r := redistest.Start(t)
+	nodes := []*Cluster{node(t, r, "a1"), node(t, r, "b2"), node(t, r, "c3")}
+	for round := range 20 {
+		stream := "live/race" + string(rune('a'+round))
+		leases := make(chan source.Lease, 3*len(nodes))
+		start := make(chan struct{})
+		done := make(chan struct{})
+		for _, c := range nodes {
+			for range 3 { // several pulls racing on each node too
+				go func() {
+					defer func() { done <- struct{}{} }()
+					<-start
+					if l, _, err := c.Claim(context.Background(), stream, ""); err == nil && l != nil {
+						leases <- l
+					}
+				}()
+			}
+		}
+		close(start)
+		for range 3 * len(nodes) {
+			<-done
+		}
+		close(leases)
+		n := 0
+		for l := range leases {
+			n++
+			l.Release()
+		}
+		if n != 1 {
+			t.Fatalf("round %d: %d leases granted, want 1", round, n)
+		}
 	}
 }

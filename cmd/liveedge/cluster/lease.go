@@ -128,6 +128,7 @@ func (l *Lease) renew(ctx context.Context) {
 // at once instead of waiting for it to expire. An error means Redis did
 // not answer: the caller runs standalone.
 func (c *Cluster) Claim(ctx context.Context, stream, dead string) (source.Lease, string, error) {
+	defer c.lockClaim(stream)()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	key := c.key("lease:" + stream)
@@ -148,7 +149,15 @@ func (c *Cluster) Claim(ctx context.Context, stream, dead string) (source.Lease,
 		}
 		holder, _, _ := strings.Cut(cur, ":")
 		if holder == c.self.ID {
-			// A lease of this node's earlier pull of the stream.
+			c.mu.Lock()
+			live := c.leases[stream] != nil && c.leases[stream].value == cur
+			c.mu.Unlock()
+			if live {
+				// One pull per stream per node: never two leases.
+				return nil, "", errors.New("cluster: this node holds the lease of " + stream + " already")
+			}
+			// A lease of this node's earlier life (restarted within
+			// the lease's TTL): take it back.
 			l, err := c.acquire(ctx, stream, cur)
 			if err != nil || l != nil {
 				return l, "", err
@@ -224,4 +233,31 @@ func (c *Cluster) Holder(ctx context.Context, stream string) (string, error) {
 	}
 	holder, _, _ := strings.Cut(cur, ":")
 	return holder, err
+}
+
+// lockClaim serialises the claims of one stream on this node and returns
+// the unlock.
+func (c *Cluster) lockClaim(stream string) func() {
+	c.mu.Lock()
+	k := c.claims[stream]
+	if k == nil {
+		k = &claimLock{}
+		c.claims[stream] = k
+	}
+	k.n++
+	c.mu.Unlock()
+	k.mu.Lock()
+	return func() {
+		k.mu.Unlock()
+		c.mu.Lock()
+		if k.n--; k.n == 0 {
+			delete(c.claims, stream)
+		}
+		c.mu.Unlock()
+	}
+}
+
+type claimLock struct {
+	mu sync.Mutex
+	n  int // holders and waiters
 }
