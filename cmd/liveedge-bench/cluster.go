@@ -211,6 +211,9 @@ func (b *clusterBench) watchOrigin(ctx context.Context) {
 		// Pulls, not the nodes' health probes (plays of about a second).
 		n := int64(st.LongPlayers(clStream, 2*time.Second))
 		b.samples.Add(1)
+		if n > 1 {
+			fmt.Fprintf(b.log, "  %s: the origin has %d pulls of the stream\n", time.Now().Format("15:04:05.000"), n)
+		}
 		for {
 			cur := b.maxPlayers.Load()
 			if n <= cur || b.maxPlayers.CompareAndSwap(cur, n) {

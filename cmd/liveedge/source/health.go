@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -41,7 +43,10 @@ type prober struct {
 	timeout  time.Duration
 	log      *slog.Logger
 
-	first chan struct{} // closed when the first probe finished
+	first     chan struct{} // closed when the first probe finished
+	firstOnce sync.Once
+	ctx       context.Context // ends with the manager, or when a reload drops the origin
+	cancel    context.CancelFunc
 
 	mu    sync.Mutex
 	state OriginHealth
@@ -60,11 +65,21 @@ func probeable(e *config.Stream, o string) bool {
 	return (strings.HasPrefix(o, "rtmp://") || strings.HasPrefix(o, "rtmps://") || isRTSP(o)) && !strings.Contains(o, "$")
 }
 
-// startProbes starts a prober for every probeable origin of the
-// configuration; an origin listed by several entries (with the same
-// egress) is probed once, at the shortest interval.
-func (m *Manager) startProbes() {
-	cfg := m.config()
+// syncProbes makes the background probes those of cfg: a prober for
+// every probeable origin (an origin listed by several entries with the
+// same egress is probed once, at the shortest interval); probers of
+// origins cfg no longer lists stop, those it still lists keep their state,
+// and new ones start. Start and Reload call it.
+func (m *Manager) syncProbes(cfg *config.Config) {
+	m.probeMu.Lock()
+	defer m.probeMu.Unlock()
+	old := m.probeMap()
+	next := map[healthKey]*prober{}
+	timeout := m.p.ConnectTimeout
+	if timeout <= 0 {
+		timeout = rtmp.DefaultConnectTimeout
+	}
+	var started []*prober
 	for i := range cfg.Streams {
 		e := &cfg.Streams[i]
 		for _, o := range e.Origins {
@@ -72,23 +87,46 @@ func (m *Manager) startProbes() {
 				continue
 			}
 			k := healthKey{url: o, egress: egressOf(e)}
-			if pr := m.probers[k]; pr != nil {
-				pr.interval = min(pr.interval, e.ProbeInterval.Std())
+			if pr := next[k]; pr != nil {
+				pr.setInterval(min(pr.getInterval(), e.ProbeInterval.Std()))
 				continue
 			}
-			timeout := m.p.ConnectTimeout
-			if timeout <= 0 {
-				timeout = rtmp.DefaultConnectTimeout
+			if pr := old[k]; pr != nil && reflect.DeepEqual(*pr.entry, *e) {
+				pr.setInterval(e.ProbeInterval.Std())
+				next[k] = pr
+				continue
 			}
 			pr := &prober{key: k, entry: e, dialer: k.egress.dialer(m.p.Dialer), first: make(chan struct{}),
 				interval: e.ProbeInterval.Std(), timeout: timeout,
 				log: m.log.With("origin", rtmp.RedactURL(o))}
 			pr.state = OriginHealth{Origin: rtmp.RedactURL(o), Since: time.Now()}
-			m.probers[k] = pr
+			if prev := old[k]; prev != nil {
+				// The entry changed (signing, interval): a new prober,
+				// starting from what the old one knew.
+				prev.mu.Lock()
+				pr.state = prev.state
+				prev.mu.Unlock()
+			}
+			pr.ctx, pr.cancel = context.WithCancel(m.ctx)
+			next[k] = pr
+			started = append(started, pr)
 		}
 	}
-	for _, pr := range m.probers {
+	for k, pr := range old {
+		if next[k] != pr {
+			pr.cancel()
+			if next[k] == nil {
+				pr.log.Info("origin no longer configured: background probe stopped")
+			}
+		}
+	}
+	m.probers.Store(&next)
+	for _, pr := range next {
+		pr.mu.Lock()
 		pr.state.Interval = pr.interval
+		pr.mu.Unlock()
+	}
+	for _, pr := range started {
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
@@ -97,17 +135,43 @@ func (m *Manager) startProbes() {
 	}
 }
 
+// probeMap returns the probers in effect (never nil).
+func (m *Manager) probeMap() map[healthKey]*prober {
+	if p := m.probers.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (pr *prober) getInterval() time.Duration {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return pr.interval
+}
+
+func (pr *prober) setInterval(d time.Duration) {
+	pr.mu.Lock()
+	pr.interval = d
+	pr.mu.Unlock()
+}
+
 func (pr *prober) run(m *Manager) {
+	defer pr.closeFirst()
 	for i := 0; ; i++ {
-		pr.probe(m)
-		if i == 0 {
-			close(pr.first)
+		if m.wantProbe(pr.key.url) {
+			pr.probe(m)
 		}
-		if !sleep(m.ctx, jitter(pr.interval)) {
+		if i == 0 {
+			pr.closeFirst()
+		}
+		if !sleep(pr.ctx, jitter(pr.getInterval())) {
 			return
 		}
 	}
 }
+
+// closeFirst marks the first probe done (or the prober stopped).
+func (pr *prober) closeFirst() { pr.firstOnce.Do(func() { close(pr.first) }) }
 
 func (pr *prober) probe(m *Manager) {
 	u := pr.key.url
@@ -117,10 +181,10 @@ func (pr *prober) probe(m *Manager) {
 	}
 	var rtt time.Duration
 	if err == nil {
-		rtt, err = probeOrigin(m.ctx, u, pr.timeout, pr.dialer)
+		rtt, err = probeOrigin(pr.ctx, u, pr.timeout, pr.dialer)
 		err = pr.key.egress.bindError(pr.key.url, err)
 	}
-	if m.ctx.Err() != nil {
+	if pr.ctx.Err() != nil {
 		return
 	}
 	pr.mu.Lock()
@@ -145,11 +209,29 @@ func (pr *prober) probe(m *Manager) {
 	}
 }
 
+// wantProbe reports whether the origin rawURL is to be probed now: always
+// on a node alone; in a cluster only while this node pulls, from its
+// origins, a stream that lists it (the other nodes pull from it and need
+// no origin health), so that the origins see no probes from every node.
+func (m *Manager) wantProbe(rawURL string) bool {
+	if m.p.Cluster == nil {
+		return true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, pl := range m.pulls {
+		if pl.leased.Load() && slices.Contains(pl.urls, rawURL) {
+			return true
+		}
+	}
+	return false
+}
+
 // down reports whether the background probes found the origin rawURL,
 // left with g, down at their last check. Origins that are not probed, or
 // not yet, are not down.
 func (m *Manager) down(rawURL string, g egress) bool {
-	pr := m.probers[healthKey{url: rawURL, egress: g}]
+	pr := m.probeMap()[healthKey{url: rawURL, egress: g}]
 	if pr == nil {
 		return false
 	}
@@ -167,7 +249,7 @@ func (m *Manager) awaitProbes(ctx context.Context, urls []string, g egress, dead
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	for _, u := range urls {
-		pr := m.probers[healthKey{url: u, egress: g}]
+		pr := m.probeMap()[healthKey{url: u, egress: g}]
 		if pr == nil {
 			return
 		}
@@ -187,8 +269,9 @@ func (m *Manager) awaitProbes(ctx context.Context, urls []string, g egress, dead
 // Health returns the state of every origin probed in the background,
 // sorted by origin.
 func (m *Manager) Health() []OriginHealth {
-	out := make([]OriginHealth, 0, len(m.probers))
-	for _, pr := range m.probers {
+	probers := m.probeMap()
+	out := make([]OriginHealth, 0, len(probers))
+	for _, pr := range probers {
 		pr.mu.Lock()
 		out = append(out, pr.state)
 		pr.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/liveedge/liveedge/cmd/liveedge/config"
@@ -29,6 +30,7 @@ type pull struct {
 	egress egress
 	dialer *net.Dialer // m.p.Dialer with the entry's egress settings
 	log    *slog.Logger
+	leased atomic.Bool // in a cluster: this node holds the stream's lease
 
 	mu    sync.Mutex
 	stats Stats
@@ -140,6 +142,7 @@ func (pl *pull) session() error {
 	// origins and the others pull from it.
 	var lease Lease
 	defer func() {
+		pl.leased.Store(false)
 		if lease != nil {
 			lease.Release()
 		}
@@ -156,6 +159,7 @@ func (pl *pull) session() error {
 		default:
 		}
 		if lost(lease) {
+			pl.leased.Store(false)
 			lease.Release()
 			lease = nil
 			if handed != nil {
@@ -187,6 +191,7 @@ func (pl *pull) session() error {
 				continue
 			}
 		}
+		pl.leased.Store(lease != nil)
 		choose()
 		var actx context.Context
 		var stop context.CancelFunc
@@ -201,6 +206,7 @@ func (pl *pull) session() error {
 		if rejoined != nil {
 			if l, ok := <-rejoined; ok {
 				lease = l
+				pl.leased.Store(true)
 			}
 		}
 		handed = nil

@@ -62,3 +62,54 @@ func TestReloadRestartsChangedPulls(t *testing.T) {
 		got += len(units)
 	}
 }
+
+// TestReloadProbes: a reload starts the background probes of the origins
+// it adds and stops those of the origins it removes; an origin both
+// configurations list keeps its prober and what it knows.
+func TestReloadProbes(t *testing.T) {
+	a, b, c := closedPort(t), closedPort(t), closedPort(t)
+	cfg := config.Default()
+	e := cfg.NewStream("live/*", config.ModeOnDemand, "rtmp://"+a+"/live/x", "rtmp://"+b+"/live/x")
+	e.ProbeInterval = config.Duration(50 * time.Millisecond)
+	cfg.Streams = []config.Stream{e}
+	m, _, logs := startManager(t, cfg, Params{})
+	known := func(want ...string) map[string]OriginHealth {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			got := map[string]OriginHealth{}
+			for _, h := range m.Health() {
+				if h.Known {
+					got[h.Origin] = h
+				}
+			}
+			ok := len(got) == len(want) && len(m.Health()) == len(want)
+			for _, w := range want {
+				_, in := got["rtmp://"+w+"/live/x"]
+				ok = ok && in
+			}
+			if ok {
+				return got
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("probed origins %+v, want %v", m.Health(), want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	before := known(a, b)["rtmp://"+b+"/live/x"]
+
+	next := cfg.Clone()
+	next.Streams[0].Origins = []string{"rtmp://" + b + "/live/x", "rtmp://" + c + "/live/x"}
+	if err := m.Reload(next); err != nil {
+		t.Fatal(err)
+	}
+	after := known(b, c)["rtmp://"+b+"/live/x"]
+	if !after.Since.Equal(before.Since) {
+		t.Fatalf("the prober of %s was restarted: since %v, then %v", b, before.Since, after.Since)
+	}
+	logs.wait(t, `msg="origin no longer configured: background probe stopped" origin=rtmp://`+a+`/live/x`, time.Second)
+	if n := logs.count(`background probe stopped" origin=rtmp://` + b); n != 0 {
+		t.Fatalf("the prober of %s stopped", b)
+	}
+}

@@ -92,9 +92,11 @@ type Manager struct {
 	wg     sync.WaitGroup
 
 	// probers are the background health probes, keyed by origin URL and
-	// egress; filled by Start, read-only afterwards.
-	probers   map[healthKey]*prober
-	probeOnce sync.Once
+	// egress: an immutable map, replaced by Start and Reload (under
+	// probeMu).
+	probers atomic.Pointer[map[healthKey]*prober]
+	probeMu sync.Mutex
+	started atomic.Bool
 
 	mu      sync.Mutex
 	hub     *hub.Hub
@@ -130,7 +132,7 @@ func New(p Params) (*Manager, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{p: p, log: p.Logger, ctx: ctx, cancel: cancel, pulls: map[string]*pull{},
-		probers: map[healthKey]*prober{}, proxies: map[string]*config.Stream{}}
+		proxies: map[string]*config.Stream{}}
 	m.set.Store(&settings{cfg: p.Config, alg: alg})
 	return m, nil
 }
@@ -140,14 +142,17 @@ func New(p Params) (*Manager, error) {
 // one, on-demand pulls when a viewer still wants them (the viewers stay
 // connected through the hub's producer grace), static ones at once; new
 // static entries start; pulls whose entry did not change, and run-time
-// proxies, are not touched. The background probes keep the origins they
-// were started with.
+// proxies, are not touched. Background probes start for origins the
+// reload adds and stop for those it removes; the others keep their state.
 func (m *Manager) Reload(cfg *config.Config) error {
 	alg, err := auth.ParseAlgorithm(cfg.Auth.Algorithm)
 	if err != nil {
 		return err
 	}
 	m.set.Store(&settings{cfg: cfg, alg: alg})
+	if m.started.Load() {
+		m.syncProbes(cfg)
+	}
 	m.mu.Lock()
 	var stale []*pull
 	for name, pl := range m.pulls {
@@ -183,7 +188,9 @@ func (m *Manager) Reload(cfg *config.Config) error {
 // probes of the origins and the static pulls.
 func (m *Manager) Start(h *hub.Hub) error {
 	// The probers are all made before any pull can read them.
-	m.probeOnce.Do(m.startProbes)
+	if !m.started.Swap(true) {
+		m.syncProbes(m.config())
+	}
 	m.mu.Lock()
 	m.hub = h
 	m.mu.Unlock()
