@@ -3,6 +3,8 @@ FUZZTIME ?= 20s
 BENCH_FLAGS ?= -kinds rtmp,flv,rtsp,whep,hls,hls-ts
 FAILOVER_FLAGS ?=
 CLUSTER_FLAGS ?=
+SOAK ?= 10m
+SOAK_FLAGS ?=
 
 BIN := bin
 
@@ -14,7 +16,7 @@ NPM ?= npm
 
 .DEFAULT_GOAL := build
 
-.PHONY: build vendor run tools test test-short bench bench-failover bench-cluster fuzz install clean
+.PHONY: build vendor run tools test test-short bench bench-failover bench-cluster soak fuzz install clean
 
 build: vendor
 	@mkdir -p $(BIN)
@@ -92,6 +94,15 @@ bench-failover: build tools
 # origin is killed (5 times).
 bench-cluster: build tools
 	./$(BIN)/liveedge-bench -server ./$(BIN)/liveedge -cluster 5 $(CLUSTER_FLAGS)
+
+# Soak (SOAK, default 10m): 20 streams pulled on demand from two nginx-rtmp
+# origins that are killed or frozen at random, one at a time; 500 viewers
+# (RTMP, HTTP-FLV, RTSP, LL-HLS, WHEP) joining and leaving; RSS, goroutines
+# and open files every 10 s (a flat line is the pass), failovers, viewer
+# disconnects nobody asked for (target 0) and the worst TTFF. Bounded: it
+# stops after SOAK. E.g. make soak SOAK=2m SOAK_FLAGS='-soak-viewers 200'
+soak: build tools
+	./$(BIN)/liveedge-bench -server ./$(BIN)/liveedge -soak $(SOAK) $(SOAK_FLAGS)
 
 # Runs every Fuzz* target of every package for FUZZTIME each.
 fuzz:

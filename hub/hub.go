@@ -91,6 +91,13 @@ type Params struct {
 	// is counted among the refusals ("max_streams", "max_viewers",
 	// "max_viewers_per_stream").
 	MaxStreams, MaxViewers, MaxViewersPerStream int
+	// MaxBitratePerIP caps, in bit/s (0 = none), what one client IP
+	// watches: a new viewer is refused (ErrLimit, counted as
+	// "bitrate_per_ip") when the recent bitrate in of its stream plus
+	// that of the stream of every viewer session its IP already holds
+	// would exceed it. Viewers are counted as for MaxViewers: HLS clients
+	// hold no session and are left out.
+	MaxBitratePerIP int64
 }
 
 // Session describes the client behind a producer or subscriber.
@@ -125,6 +132,8 @@ type Hub struct {
 
 	// limits in effect: MaxStreams, MaxViewers, MaxViewersPerStream
 	maxStreams, maxViewers, maxPerStream atomic.Int64
+	maxBitratePerIP                      atomic.Int64 // bit/s
+	ipMu                                 sync.Mutex   // one MaxBitratePerIP admission at a time
 }
 
 // SetLimits replaces the stream and viewer limits (0 = none), for a
@@ -154,6 +163,7 @@ func New(p Params) *Hub {
 	}
 	h := &Hub{p: p, log: p.Logger, authzer: p.Authorizer, streams: map[string]*Stream{}}
 	h.SetLimits(p.MaxStreams, p.MaxViewers, p.MaxViewersPerStream)
+	h.SetMaxBitratePerIP(p.MaxBitratePerIP)
 	return h
 }
 
@@ -298,6 +308,14 @@ type StreamInfo struct {
 	Created   time.Time
 	LastMedia time.Time // when the stream last took a unit; zero: never
 	BytesIn   uint64    // media bytes the stream took (payload, not protocol)
+	// BitrateIn is the recent rate of BytesIn, in bit/s (over the last
+	// few seconds; 0 for a stream younger than a quarter of a second).
+	BitrateIn float64
+	// BytesOut counts the bytes written to viewers by protocol, framing
+	// included, as the outputs report them (Subscriber.CountOut,
+	// Hub.CountOut); BitrateOut is its recent rate in bit/s.
+	BytesOut   map[string]uint64
+	BitrateOut map[string]float64
 }
 
 // Streams lists the live streams, sorted by name.

@@ -149,6 +149,7 @@ func (p *Producer) WriteVideo(pts, dts time.Duration, nalus [][]byte) error {
 	now := time.Now()
 	s.lastMedia = now
 	s.bytesIn += uint64(size)
+	s.sampleLocked(now)
 	s.ring.Append(&Unit{Video: true, DTS: out, PTS: out + (pts - dts), Key: key,
 		NALUs: nalus, Tracks: t, Ingest: now, size: size})
 	return nil
@@ -212,6 +213,7 @@ func (p *Producer) WriteAudio(pts time.Duration, payload []byte) error {
 	now := time.Now()
 	s.lastMedia = now
 	s.bytesIn += uint64(len(payload))
+	s.sampleLocked(now)
 	s.ring.Append(&Unit{DTS: out, PTS: out, Key: key, Payload: payload, Tracks: t,
 		Ingest: now, size: len(payload)})
 	return nil

@@ -123,7 +123,7 @@ type Counters struct {
 	// Refusals counts admission refusals by reason ("missing_token",
 	// "expired", "bad_signature", "referer", "malformed", "no_secret",
 	// "other") and limit refusals ("max_streams", "max_viewers",
-	// "max_viewers_per_stream").
+	// "max_viewers_per_stream", "bitrate_per_ip", "connection_rate").
 	Refusals map[string]uint64
 	// Dropped counts units slow viewers skipped; Skips the skips.
 	Dropped, Skips uint64

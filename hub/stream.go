@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/liveedge/liveedge/cache"
@@ -33,10 +34,12 @@ type Stream struct {
 	grace     *time.Timer
 	tl        timeline
 	created   time.Time
-	clients   int       // viewers under the limits (non-internal subscribers)
-	lastMedia time.Time // when the stream last took a unit
-	bytesIn   uint64    // media bytes the stream took
-	lastProd  Session   // the session of the latest producer
+	clients   int                       // viewers under the limits (non-internal subscribers)
+	lastMedia time.Time                 // when the stream last took a unit
+	bytesIn   uint64                    // media bytes the stream took
+	lastProd  Session                   // the session of the latest producer
+	out       map[string]*atomic.Uint64 // bytes written to viewers, by protocol
+	rates     rates
 
 	events streamEvents
 }
@@ -176,6 +179,14 @@ func (s *Stream) subscribe(ctx context.Context, sess Session, start time.Time) (
 		err = ctx.Err()
 	}
 
+	// The bitrate cap per IP sums the streams of the IP's sessions: one
+	// check and registration at a time.
+	if limit := s.h.maxBitratePerIP.Load(); err == nil && !sess.Internal && limit > 0 {
+		s.h.ipMu.Lock()
+		defer s.h.ipMu.Unlock()
+		err = s.h.checkBitratePerIP(s, sess.Remote, limit)
+	}
+
 	s.mu.Lock()
 	s.waiting--
 	if err == nil && s.ended {
@@ -189,7 +200,7 @@ func (s *Stream) subscribe(ctx context.Context, sess Session, start time.Time) (
 		s.h.removeIfIdle(s)
 		return nil, err
 	}
-	sub := &Subscriber{s: s, sess: sess, joined: time.Now(), start: start}
+	sub := &Subscriber{s: s, sess: sess, joined: time.Now(), start: start, out: s.outCounterLocked(sess.Protocol)}
 	sub.cursor, sub.waitKey = s.ring.Join()
 	sub.done = make(chan struct{})
 	s.subs[sub] = struct{}{}
@@ -258,8 +269,10 @@ func (s *Stream) viewersLocked() int {
 func (s *Stream) Info() StreamInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
 	in := StreamInfo{Name: s.name, Viewers: map[string]int{}, Producers: s.producers, Waiting: s.waiting,
-		Created: s.created, LastMedia: s.lastMedia, BytesIn: s.bytesIn}
+		Created: s.created, LastMedia: s.lastMedia, BytesIn: s.bytesIn, BitrateIn: s.bitrateInLocked(now)}
+	in.BytesOut, in.BitrateOut = s.outLocked(now)
 	if s.producer != nil {
 		sess := s.producer.sess
 		in.Producer = &sess

@@ -16,9 +16,10 @@ type Subscriber struct {
 	s      *Stream
 	sess   Session
 	joined time.Time
-	start  time.Time // when the viewer asked, for its time to first frame
-	id     uint64    // in the hub's session registry; 0 for internal ones
-	first  bool      // the first units were returned
+	start  time.Time      // when the viewer asked, for its time to first frame
+	id     uint64         // in the hub's session registry; 0 for internal ones
+	first  bool           // the first units were returned
+	out    *atomic.Uint64 // the stream's bytes out of the subscriber's protocol
 
 	cursor      uint64
 	waitKey     bool

@@ -16,6 +16,10 @@
 // and stop the server. Everything runs on 127.0.0.1 and every wait has a
 // bound.
 //
+// With -soak DURATION it runs the soak instead (soak.go): 20 streams
+// from two flapping origins, 500 viewers of mixed protocols joining and
+// leaving; RSS, goroutines and open files over time.
+//
 // With -cluster N it runs the cluster bench instead (cluster.go): three
 // nodes on one Redis and one origin, the node pulling from the origin
 // killed N times.
@@ -52,6 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	o := &options{}
 	fo := failoverFlags(fs)
 	co := clusterFlags(fs)
+	so := soakFlags(fs)
 	fs.StringVar(&o.server, "server", "./bin/liveedge", "liveedge binary to start")
 	runsFlag := fs.String("runs", "100@2M,300@2M,1000@500k", "configurations: VIEWERS@BITRATE, comma-separated, for every kind; or per kind, KIND=RUNS;KIND=RUNS (unnamed kinds keep their defaults; hls and hls-ts default to 100@2M,500@2M, whep to 10@2M,50@2M, with shorter phases)")
 	kindsFlag := fs.String("kinds", "rtmp", "viewer kinds, comma-separated (available: "+strings.Join(kindNames(), ", ")+")")
@@ -76,6 +81,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return runFailover(ctx, fo, o.server, o.keepLogs, stdout, stderr)
+	}
+	if so.duration > 0 {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runSoak(ctx, so, o.server, o.keepLogs, stdout, stderr)
 	}
 	if co.kills > 0 {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/liveedge/liveedge/cache"
 	"github.com/liveedge/liveedge/cmd/liveedge/admin"
+	"github.com/liveedge/liveedge/cmd/liveedge/cluster"
 	"github.com/liveedge/liveedge/cmd/liveedge/config"
 	"github.com/liveedge/liveedge/cmd/liveedge/hooks"
 	"github.com/liveedge/liveedge/cmd/liveedge/source"
@@ -35,6 +37,7 @@ type app struct {
 	rtsp *rtsp.Server
 	http *httpServer
 	adm  *admin.Server
+	cl   *cluster.Cluster // nil without cluster.redis_url
 
 	path   string // the configuration file, "" for the embedded defaults
 	mu     sync.Mutex
@@ -43,12 +46,15 @@ type app struct {
 }
 
 // Reload reads the configuration file again and puts into effect what
-// changes without a restart: auth (secrets, switches), limits and the
-// stream entries (pulls whose entry changed restart on the new one;
-// viewers of unchanged streams are not touched). A file that does not
-// load or validate is refused with the error, and the running
-// configuration stays. It returns the changed sections that need a
-// restart (listeners, WebRTC, HLS, FLV, hub, hooks, log).
+// changes without a restart: auth (secrets, switches), limits, hooks
+// (URLs, timeouts, policy) and the stream entries (pulls whose entry
+// changed restart on the new one; viewers of unchanged streams are not
+// touched). A file that does not load or validate is refused with the
+// error, and the running configuration stays. It returns the changed
+// sections that need a restart (listeners, WebRTC, HLS, FLV, hub, log,
+// cluster);
+// those keep their running values in the configuration in effect (the
+// one getServerConfig shows) until then.
 func (a *app) Reload() ([]string, error) {
 	a.reload.Lock()
 	defer a.reload.Unlock()
@@ -69,35 +75,54 @@ func (a *app) Reload() ([]string, error) {
 	if a.hk != nil {
 		authz = a.hk.Authorizer(pol)
 	}
+	a.mu.Lock()
+	old := a.cfg
+	a.mu.Unlock()
+	restart := effective(cfg, old)
 	if err := a.src.Reload(cfg); err != nil {
 		a.log.Error("configuration reload refused: the running configuration stays", "err", err)
 		return nil, err
 	}
 	a.hub.SetAuthorizer(authz)
 	a.hub.SetLimits(cfg.Limits.MaxStreams, cfg.Limits.MaxViewers, cfg.Limits.MaxViewersPerStream)
+	a.hub.SetMaxBitratePerIP(int64(cfg.Limits.MaxBitratePerIP))
+	if a.hk != nil {
+		a.hk.Reconfigure(cfg.Hooks, cfg.Schemas())
+	}
 	a.mu.Lock()
-	old := a.cfg
 	a.cfg = cfg
 	a.mu.Unlock()
-	var restart []string
-	for _, sec := range []struct {
-		name      string
-		old, next any
-	}{
-		{"log", old.Log, cfg.Log}, {"rtmp", old.RTMP, cfg.RTMP}, {"rtsp", old.RTSP, cfg.RTSP},
-		{"http", old.HTTP, cfg.HTTP}, {"admin", old.Admin, cfg.Admin}, {"webrtc", old.WebRTC, cfg.WebRTC},
-		{"hub", old.Hub, cfg.Hub}, {"hls", old.HLS, cfg.HLS}, {"flv", old.FLV, cfg.FLV}, {"hooks", old.Hooks, cfg.Hooks},
-	} {
-		if !reflect.DeepEqual(sec.old, sec.next) {
-			restart = append(restart, sec.name)
-		}
-	}
 	if len(restart) > 0 {
 		a.log.Warn("configuration reloaded; these sections changed and take effect at the next restart", "sections", restart)
 	} else {
 		a.log.Info("configuration reloaded")
 	}
 	return restart, nil
+}
+
+// running returns the configuration in effect.
+func (a *app) running() *config.Config {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg
+}
+
+// effective turns cfg, a new configuration, into the one in effect after
+// a reload from old: the sections that only change at a restart keep
+// their running values. It returns the names of those that differ.
+func effective(cfg, old *config.Config) (restart []string) {
+	nv, ov := reflect.ValueOf(cfg).Elem(), reflect.ValueOf(old).Elem()
+	for _, sec := range []struct{ name, field string }{
+		{"log", "Log"}, {"rtmp", "RTMP"}, {"rtsp", "RTSP"}, {"http", "HTTP"}, {"admin", "Admin"},
+		{"webrtc", "WebRTC"}, {"hub", "Hub"}, {"hls", "HLS"}, {"flv", "FLV"}, {"cluster", "Cluster"},
+	} {
+		n, o := nv.FieldByName(sec.field), ov.FieldByName(sec.field)
+		if !reflect.DeepEqual(n.Interface(), o.Interface()) {
+			restart = append(restart, sec.name)
+			n.Set(o)
+		}
+	}
+	return restart
 }
 
 func loadConfig(path string) (*config.Config, error) {
@@ -183,11 +208,29 @@ func start(cfg *config.Config, path string, log *slog.Logger) (*app, error) {
 	var authz hub.Authorizer = pol
 	sp := source.Params{Config: cfg, Logger: log, StateFile: cfg.Admin.StateFile}
 	hp := hub.Params{}
-	if cfg.Hooks.Enabled() {
-		hk = hooks.New(hooks.Params{Config: cfg.Hooks, Logger: log, TokenParam: cfg.Auth.TokenParam})
-		authz = hk.Authorizer(pol)
-		sp.OnUnknown = hk.NotFound
-		hp.Events = hk.Event
+	// The hooks are wired in even when none is set, so that a reload can
+	// turn them on; a hook without a URL costs nothing.
+	hk = hooks.New(hooks.Params{Config: cfg.Hooks, Logger: log, TokenParam: cfg.Auth.TokenParam,
+		Schemas: cfg.Schemas()})
+	authz = hk.Authorizer(pol)
+	sp.OnUnknown = hk.NotFound
+	hp.Events = hk.Event
+	// The cluster and the pulls need each other: the pulls ask the
+	// cluster who pulls from the origins, and the cluster's registration
+	// says where each stream comes from.
+	var srcRef *source.Manager
+	var cl *cluster.Cluster
+	if cfg.Cluster.Enabled() {
+		var err error
+		cl, err = cluster.New(cluster.Params{Config: cfg.ClusterResolved(), Logger: log,
+			Source: func(in hub.StreamInfo) (string, string) { return streamSource(srcRef, in) }})
+		if err != nil {
+			if hk != nil {
+				hk.Close()
+			}
+			return nil, err
+		}
+		sp.Cluster = cl
 	}
 	src, err := source.New(sp)
 	if err != nil {
@@ -196,6 +239,7 @@ func start(cfg *config.Config, path string, log *slog.Logger) (*app, error) {
 		}
 		return nil, err
 	}
+	srcRef = src
 	gop := cache.Limits{
 		MaxBytes:    int(cfg.Hub.GOPCache.MaxBytes),
 		MaxDuration: cfg.Hub.GOPCache.MaxDuration.Std(),
@@ -214,11 +258,27 @@ func start(cfg *config.Config, path string, log *slog.Logger) (*app, error) {
 		MaxStreams:          cfg.Limits.MaxStreams,
 		MaxViewers:          cfg.Limits.MaxViewers,
 		MaxViewersPerStream: cfg.Limits.MaxViewersPerStream,
+		MaxBitratePerIP:     int64(cfg.Limits.MaxBitratePerIP),
 	})
 	if hk != nil {
 		hk.Attach(h, src)
 	}
-	a := &app{log: log, hub: h, src: src, hk: hk, cfg: cfg, path: path}
+	a := &app{log: log, hub: h, src: src, hk: hk, cl: cl, cfg: cfg, path: path}
+	// Edge selection: the cluster's nodes, or this node alone.
+	var node interface {
+		Bound(proto string, addr net.Addr)
+		ID() string
+	}
+	var route http.Handler
+	if cl != nil {
+		cl.SetHub(h)
+		node = cl
+		route = cluster.RouteHandler(cl.RouteNodes, cl.ID(), cfg.Auth.ExpiresParam, cfg.Auth.TokenParam)
+	} else {
+		local := cluster.NewLocal(cfg.ClusterResolved(), h)
+		node = local
+		route = cluster.RouteHandler(local.Nodes, local.ID(), cfg.Auth.ExpiresParam, cfg.Auth.TokenParam)
+	}
 
 	if cfg.RTMP.Enabled() {
 		a.rtmp, err = rtmp.Listen(rtmp.Params{
@@ -240,20 +300,38 @@ func start(cfg *config.Config, path string, log *slog.Logger) (*app, error) {
 		}
 	}
 	if cfg.HTTP.Enabled() {
-		if a.http, err = listenHTTP(cfg, h, static.Sources(dashboardSources{src}), log); err != nil {
+		if a.http, err = listenHTTP(cfg, h, static.Sources(dashboardSources{src}), route, log); err != nil {
 			a.Close()
 			return nil, err
 		}
 	}
 	// Static pulls (and the demo) start now; on-demand pulls when the hub
 	// asks for them.
+	if a.rtmp != nil {
+		node.Bound("rtmp", a.rtmp.Addr())
+	}
+	if a.rtsp != nil {
+		node.Bound("rtsp", a.rtsp.Addr())
+	}
+	if a.http != nil {
+		node.Bound("http", a.http.ln.Addr())
+	}
+	if cl != nil {
+		cl.Start()
+	}
 	if err := src.Start(h); err != nil {
 		a.Close()
 		return nil, err
 	}
 	if cfg.Admin.Enabled() {
-		a.adm, err = admin.Listen(admin.Params{Config: cfg, Hub: h, Sources: src, Logger: log, Version: version,
-			Reload: a.Reload})
+		ap := admin.Params{Config: cfg, Hub: h, Sources: src, Logger: log, Version: version,
+			Reload: a.Reload, Handlers: map[string]http.Handler{cluster.RoutePath: route}}
+		ap.Current = a.running
+		if cl != nil {
+			ap.Handlers["/api/v1/cluster"] = cl.Handler()
+			ap.Collectors = append(ap.Collectors, cl.Collector(cfg.Admin.MetricsMaxStreams))
+		}
+		a.adm, err = admin.Listen(ap)
 		if err != nil {
 			a.Close()
 			return nil, err
@@ -268,6 +346,9 @@ func (a *app) Close() {
 		a.adm.Close()
 	}
 	a.src.Close()
+	if a.cl != nil {
+		a.cl.Close() // after the pulls released their leases
+	}
 	a.hub.Close()
 	if a.rtmp != nil {
 		a.rtmp.Close()
@@ -305,4 +386,25 @@ func listenRTSP(cfg *config.Config, h *hub.Hub, gop cache.Limits, log *slog.Logg
 		p.UDPRTPAddress = net.JoinHostPort(host, strconv.Itoa(port))
 	}
 	return rtsp.Listen(p)
+}
+
+// streamSource says where the node takes a stream from, for the cluster's
+// registration: "sibling" (another node) or "origin" for a pull, with its
+// URL, "publish" for a publisher, "" while nothing feeds it.
+func streamSource(src *source.Manager, in hub.StreamInfo) (kind, url string) {
+	if in.Producer == nil {
+		return "", ""
+	}
+	if in.Producer.Protocol != "pull" {
+		return "publish", ""
+	}
+	if src != nil {
+		if st, ok := src.Stats(in.Name); ok {
+			if st.Sibling {
+				return "sibling", st.Origin
+			}
+			return "origin", st.Origin
+		}
+	}
+	return "origin", ""
 }

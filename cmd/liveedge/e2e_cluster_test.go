@@ -247,4 +247,3 @@ func TestClusterWithoutRedis(t *testing.T) {
 		t.Fatalf("route without Redis: %+v", c)
 	}
 }
-

@@ -5,11 +5,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/liveedge/liveedge/cmd/liveedge/cluster"
 	"github.com/liveedge/liveedge/cmd/liveedge/config"
 	"github.com/liveedge/liveedge/hub"
 	"github.com/liveedge/liveedge/protocols/flv"
@@ -33,10 +35,12 @@ type httpServer struct {
 	webrtc *webrtc.Server // nil when its UDP port could not be opened
 	sig    *signaling.Handler
 	pages  *static.Handler
+	route  http.Handler // edge selection, cluster.RoutePath
 }
 
 // listenHTTP starts the HTTP listener with the outputs it routes to.
-func listenHTTP(cfg *config.Config, h *hub.Hub, src static.Sources, log *slog.Logger) (*httpServer, error) {
+// route, if set, answers cluster.RoutePath (edge selection).
+func listenHTTP(cfg *config.Config, h *hub.Hub, src static.Sources, route http.Handler, log *slog.Logger) (*httpServer, error) {
 	var tlsCfg *tls.Config
 	if cfg.HTTP.TLS() {
 		cert, err := tls.LoadX509KeyPair(cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
@@ -55,7 +59,7 @@ func listenHTTP(cfg *config.Config, h *hub.Hub, src static.Sources, log *slog.Lo
 	if wrap := connLimit(cfg, h, log, "http"); wrap != nil {
 		ln = wrap(ln)
 	}
-	s := &httpServer{log: log.With("proto", "http"), ln: ln, done: make(chan struct{})}
+	s := &httpServer{log: log.With("proto", "http"), ln: ln, done: make(chan struct{}), route: route}
 	s.hls = hls.New(hlsParams(cfg, h, log))
 	s.flv = flv.New(flv.Params{Hub: h, Logger: log, AllowOrigin: cfg.FLV.AllowOrigin,
 		WriteTimeout: cfg.Hub.SlowViewerTimeout.Std(), TokenParam: cfg.Auth.TokenParam})
@@ -63,8 +67,8 @@ func listenHTTP(cfg *config.Config, h *hub.Hub, src static.Sources, log *slog.Lo
 	s.pages = static.New(static.Params{Hub: h, Logger: log, Sources: src})
 	s.srv = &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       60 * time.Second,
+		ReadHeaderTimeout: httpReadHeaderTimeout,
+		IdleTimeout:       httpIdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		TLSConfig:         tlsCfg,
@@ -112,8 +116,28 @@ func hlsParams(cfg *config.Config, h *hub.Hub, log *slog.Logger) hls.Params {
 	return p
 }
 
+// Timeouts of the HTTP listener. The server has no overall ReadTimeout
+// (it would end streaming responses), so a request body gets its own
+// deadline: without it a client that sends a WHEP offer one byte at a time
+// holds a handler and its connection for ever.
+const (
+	httpReadHeaderTimeout = 10 * time.Second
+	httpBodyTimeout       = 10 * time.Second
+	httpIdleTimeout       = 60 * time.Second
+)
+
 // ServeHTTP routes a request to the output that serves its path.
 func (s *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+		rc := http.NewResponseController(w)
+		if rc.SetReadDeadline(time.Now().Add(httpBodyTimeout)) == nil {
+			r.Body = &bodyDeadline{ReadCloser: r.Body, rc: rc}
+		}
+	}
+	if r.URL.Path == cluster.RoutePath && s.route != nil {
+		s.route.ServeHTTP(w, r)
+		return
+	}
 	if signaling.Handles(r.URL.Path) {
 		s.sig.ServeHTTP(w, r)
 		return
@@ -131,6 +155,24 @@ func (s *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.NotFound(w, r)
+}
+
+// bodyDeadline lifts the request's read deadline once its body is in, so
+// that it does not cut short the server's watch for a client that left (a
+// background read) while the handler still runs.
+type bodyDeadline struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *bodyDeadline) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if errors.Is(err, io.EOF) && !b.done {
+		b.done = true
+		b.rc.SetReadDeadline(time.Time{}) //nolint:errcheck // best effort
+	}
+	return n, err
 }
 
 // Close stops the outputs (requests held by an HLS muxer return), then

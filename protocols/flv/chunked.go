@@ -82,6 +82,7 @@ func (s *Server) serveConn(ctx context.Context, cancel context.CancelFunc, w htt
 	}
 	// Deadlines the server left are ours to clear; the next write sets one.
 	conn.SetDeadline(time.Time{})
+	s.capSendBuffer(conn)
 	fw := &fanout.Writer{Conn: conn, Timeout: s.p.WriteTimeout, Head: responseHead(w.Header(), time.Now())}
 
 	// The server no longer reads the connection: read it to see the client

@@ -284,7 +284,7 @@ func TestDisconnectMidChunk(t *testing.T) {
 // (its socket full, its write pending until the write timeout), a reading
 // viewer gets video frames at the clip's pace, 25 fps.
 func TestStuckClientDoesNotDelayOthers(t *testing.T) {
-	p := Params{WriteTimeout: 3 * time.Second}
+	p := Params{WriteTimeout: 3 * time.Second, SendBuffer: -1} // the 4 KiB set below
 	h, ts := testServer(t, p, func(ts *httptest.Server) {
 		ts.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 			if tc, ok := c.(*net.TCPConn); ok {

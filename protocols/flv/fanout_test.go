@@ -46,7 +46,7 @@ func TestFanoutDeliversEveryTagOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s := New(Params{Hub: h, Logger: log})
+	s := New(Params{Hub: h, Logger: log, SendBuffer: -1}) // the 8 KiB set below
 	ts := httptest.NewUnstartedServer(s)
 	ts.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		if tc, ok := c.(*net.TCPConn); ok {

@@ -349,7 +349,8 @@ func waitViewers(t *testing.T, h *hub.Hub, proto string, want int, within time.D
 // reading alongside it keeps getting media at live pace.
 func TestNeverReadingClientDropped(t *testing.T) {
 	logs := &syncBuffer{}
-	p := Params{WriteTimeout: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))}
+	p := Params{WriteTimeout: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+		SendBuffer: -1} // the 4 KiB set below
 	h, ts := testServer(t, p, func(ts *httptest.Server) {
 		ts.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 			if tc, ok := c.(*net.TCPConn); ok {

@@ -13,9 +13,13 @@ import (
 // Cache policies: playlists change all the time; a segment, part or init
 // file never changes under its name (the muxer's names carry a random
 // per-muxer prefix).
+// A segment asked for with an Authorization header is private: with
+// "public", a shared cache would store it and serve its URL (which then
+// carries no token) to anyone.
 const (
-	cachePlaylist = "no-cache"
-	cacheSegment  = "public, max-age=3600, immutable"
+	cachePlaylist       = "no-cache"
+	cacheSegment        = "public, max-age=3600, immutable"
+	cachePrivateSegment = "private, max-age=3600, immutable"
 )
 
 // gzipMinSize: smaller playlists are sent as they are.
@@ -37,6 +41,7 @@ type responseWriter struct {
 	status int
 	buf    bytes.Buffer // playlists and ranged segments
 	passed bool         // segment headers were sent to the client
+	sent   int          // body bytes written to the client
 }
 
 func newResponseWriter(w http.ResponseWriter, r *http.Request, kind fileKind, gz *gzipCache) *responseWriter {
@@ -58,7 +63,11 @@ func (rw *responseWriter) WriteHeader(code int) {
 		return
 	}
 	if code == http.StatusOK {
-		rw.w.Header().Set("Cache-Control", cacheSegment)
+		cc := cacheSegment
+		if rw.r.Header.Get("Authorization") != "" {
+			cc = cachePrivateSegment
+		}
+		rw.w.Header().Set("Cache-Control", cc)
 		rw.w.Header().Set("Accept-Ranges", "bytes")
 	}
 	// Segments stream through; a 500 is held back for finish, and so is
@@ -79,7 +88,9 @@ func (rw *responseWriter) Write(b []byte) (int, error) {
 	if !rw.passed {
 		return len(b), nil
 	}
-	return rw.w.Write(b)
+	n, err := rw.w.Write(b)
+	rw.sent += n
+	return n, err
 }
 
 // finish completes the response after the muxer returned.
@@ -102,7 +113,7 @@ func (rw *responseWriter) finish(muxerClosed bool) {
 	}
 	if rw.ranged && rw.status == http.StatusOK {
 		// Range, If-Range, HEAD and 416 as net/http does for files.
-		http.ServeContent(rw.w, rw.r, "", time.Time{}, bytes.NewReader(rw.buf.Bytes()))
+		http.ServeContent(countingWriter{rw.w, &rw.sent}, rw.r, "", time.Time{}, bytes.NewReader(rw.buf.Bytes()))
 		return
 	}
 	body := rw.buf.Bytes()
@@ -121,7 +132,20 @@ func (rw *responseWriter) finish(muxerClosed bool) {
 		h.Set("Content-Length", strconv.Itoa(len(body)))
 	}
 	rw.w.WriteHeader(rw.status)
-	rw.w.Write(body) //nolint:errcheck // the client may have left
+	n, _ := rw.w.Write(body) // the client may have left
+	rw.sent += n
+}
+
+// countingWriter adds the body bytes written through it to *n.
+type countingWriter struct {
+	http.ResponseWriter
+	n *int
+}
+
+func (w countingWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	*w.n += n
+	return n, err
 }
 
 // acceptsGzip reports whether Accept-Encoding values allow gzip: "gzip"

@@ -383,6 +383,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := newResponseWriter(w, r, hp.kind, &m.gz)
 	mx.Handle(rw, r2)
 	rw.finish(m.isClosed())
+	// HLS clients hold no subscription: the stream's bytes out are
+	// counted per response.
+	if r.Method != http.MethodHead {
+		s.p.Hub.CountOut(hp.stream, "hls", rw.sent)
+	}
 }
 
 // forwardQuery keeps the auth parameters (first value of each) and, when

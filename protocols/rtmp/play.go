@@ -40,8 +40,8 @@ func (s *Server) play(log *slog.Logger, nc net.Conn, sc *gortmplib.ServerConn, n
 		return
 	}
 	nc.SetDeadline(time.Time{})
-	if tc, ok := nc.(*net.TCPConn); ok && s.p.SendBuffer > 0 {
-		tc.SetWriteBuffer(s.p.SendBuffer)
+	if tc, ok := nc.(interface{ SetWriteBuffer(int) error }); ok && s.p.SendBuffer > 0 {
+		tc.SetWriteBuffer(s.p.SendBuffer) //nolint:errcheck // best effort
 	}
 	log.Info("playing")
 

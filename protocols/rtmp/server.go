@@ -39,11 +39,18 @@ type Params struct {
 	HandshakeTimeout time.Duration
 	ReadTimeout      time.Duration
 	WriteTimeout     time.Duration
-	// SendBuffer, when set, caps a player socket's kernel send buffer
-	// (bytes): less memory per player and a quicker verdict on a player
-	// that stopped reading. Zero leaves the system default.
+	// SendBuffer caps a player socket's kernel send buffer (bytes): less
+	// memory per player and a quicker verdict on a player that stopped
+	// reading. Zero means DefaultSendBuffer; a negative value leaves the
+	// system's autotuning, which on Linux lets a player that never reads
+	// hold up to net.ipv4.tcp_wmem's maximum (4 MiB) before a write blocks.
 	SendBuffer int
 }
+
+// DefaultSendBuffer is a player socket's send buffer unless Params say
+// otherwise (the kernel doubles it): about 1 s of a 2 Mbit/s stream, and
+// 20 Mbit/s at a 100 ms round trip.
+const DefaultSendBuffer = 128 << 10
 
 // Server is the RTMP listener.
 type Server struct {
@@ -74,6 +81,9 @@ func Listen(p Params) (*Server, error) {
 	}
 	if p.WriteTimeout <= 0 {
 		p.WriteTimeout = 10 * time.Second
+	}
+	if p.SendBuffer == 0 {
+		p.SendBuffer = DefaultSendBuffer
 	}
 	ln, err := net.Listen("tcp", p.Listen)
 	if err != nil {
@@ -151,7 +161,8 @@ func (s *Server) handle(nc net.Conn) {
 		tc.SetNoDelay(true)
 	}
 	nc.SetDeadline(time.Now().Add(s.p.HandshakeTimeout))
-	sc := &gortmplib.ServerConn{RW: nc}
+	guard := newChunkGuard(nc, budgetConnect)
+	sc := &gortmplib.ServerConn{RW: guard}
 	if err := sc.Initialize(); err != nil {
 		log.Debug("handshake failed", "err", err)
 		return
@@ -177,6 +188,7 @@ func (s *Server) handle(nc net.Conn) {
 		sc.RejectAction()
 		return
 	}
+	guard.setBudget(budgetMedia)
 	if sc.Publish {
 		s.publish(log, nc, sc, name, sess)
 		return

@@ -90,7 +90,11 @@ type Params struct {
 	// default 1024); a viewer whose queue overflows skips to the next
 	// keyframe.
 	WriteQueueSize int
-	// SendBuffer, when set, caps each TCP connection's kernel send buffer.
+	// SendBuffer caps each TCP connection's kernel send buffer (bytes):
+	// less memory per viewer and a quicker verdict on one that stopped
+	// reading. Zero means DefaultSendBuffer; a negative value leaves the
+	// system's autotuning, which on Linux lets a viewer that never reads
+	// hold up to net.ipv4.tcp_wmem's maximum (4 MiB) before a write blocks.
 	SendBuffer int
 	// FeedLinger is how long a stream's packetizer stays after its last
 	// viewer left (default 5 s), so that DESCRIBE, SETUP and reconnects
@@ -110,6 +114,11 @@ type Stats struct {
 	Skips      uint64 // times a viewer skipped to a keyframe
 	Dropped    uint64 // viewers disconnected for being slow
 }
+
+// DefaultSendBuffer is a TCP connection's send buffer unless Params say
+// otherwise (the kernel doubles it): about 1 s of a 2 Mbit/s stream, and
+// 20 Mbit/s at a 100 ms round trip.
+const DefaultSendBuffer = 128 << 10
 
 // Server is the RTSP listener.
 type Server struct {
@@ -158,6 +167,9 @@ func Listen(p Params) (*Server, error) {
 	}
 	if p.FeedLinger <= 0 {
 		p.FeedLinger = 5 * time.Second
+	}
+	if p.SendBuffer == 0 {
+		p.SendBuffer = DefaultSendBuffer
 	}
 	if p.GOP.MaxLag <= 0 {
 		p.GOP.MaxLag = 2 * time.Second
@@ -284,27 +296,46 @@ func (l *outListener) Accept() (net.Conn, error) {
 	return &outConn{Conn: c, idle: l.idle}, nil
 }
 
-// outConn bounds how long a connection that is not playing may stay
-// silent. gortsplib never times out reads on a connection that has no
-// playing session, so a client that connects and sends nothing, or
-// garbage without a line end, would otherwise be kept forever. Once PLAY
-// was answered on the connection, reads are left to gortsplib (a TCP
-// viewer may send nothing for a long time).
+// outConn bounds how long a connection that is not playing may take to
+// send each request. gortsplib never times out reads on a connection that
+// has no playing session, so a client that connects and sends nothing, or
+// garbage without a line end, would otherwise be kept forever. The
+// deadline is set when the connection starts waiting for a request and is
+// renewed only once the request's header has ended (a blank line), not on
+// every read: a client that trickles a request a byte at a time is closed
+// too. Once PLAY was answered on the connection, reads are left to
+// gortsplib (a TCP viewer may send nothing for a long time).
 type outConn struct {
 	net.Conn
 	idle    time.Duration
 	playing atomic.Bool
 	armed   atomic.Bool // a read deadline of ours is set
+
+	// Only Read uses these (gortsplib reads from one goroutine).
+	inRequest bool   // the deadline of the request being read is set
+	tail      uint32 // the last bytes read, to find a header's end
 }
 
 func (c *outConn) Read(b []byte) (int, error) {
-	if !c.playing.Load() {
-		c.Conn.SetReadDeadline(time.Now().Add(c.idle)) //nolint:errcheck // a failed conn fails the read
-		c.armed.Store(true)
-	} else if c.armed.Swap(false) {
-		c.Conn.SetReadDeadline(time.Time{}) //nolint:errcheck // as above
+	if c.playing.Load() {
+		if c.armed.Swap(false) {
+			c.Conn.SetReadDeadline(time.Time{}) //nolint:errcheck // a failed conn fails the read
+		}
+		return c.Conn.Read(b)
 	}
-	return c.Conn.Read(b)
+	if !c.inRequest {
+		c.Conn.SetReadDeadline(time.Now().Add(c.idle)) //nolint:errcheck // as above
+		c.armed.Store(true)
+		c.inRequest = true
+	}
+	n, err := c.Conn.Read(b)
+	for _, x := range b[:n] {
+		c.tail = c.tail<<8 | uint32(x)
+		if c.tail == 0x0d0a0d0a || c.tail&0xffff == 0x0a0a {
+			c.inRequest = false // the next read waits for a new request
+		}
+	}
+	return n, err
 }
 
 // SetReadDeadline ignores gortsplib's "no deadline" while not playing.

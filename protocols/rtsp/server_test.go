@@ -131,6 +131,12 @@ func srvPlay(t *testing.T, u string, transport gortsplib.Transport) *srvViewer {
 }
 
 func srvTryPlay(u string, transport gortsplib.Transport) (*srvViewer, error) {
+	return srvTryPlayMedias(u, transport, false)
+}
+
+// srvTryPlayMedias is srvTryPlay; with videoOnly the client sets up the
+// video media only.
+func srvTryPlayMedias(u string, transport gortsplib.Transport, videoOnly bool) (*srvViewer, error) {
 	pu, err := base.ParseURL(u)
 	if err != nil {
 		return nil, err
@@ -159,7 +165,12 @@ func srvTryPlay(u string, transport gortsplib.Transport) (*srvViewer, error) {
 	}
 	var aacf *format.MPEG4Audio
 	am := desc.FindFormat(&aacf)
-	if err := v.c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
+	if videoOnly {
+		am = nil
+		if _, err := v.c.Setup(desc.BaseURL, vm, 0, 0); err != nil {
+			return nil, err
+		}
+	} else if err := v.c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
 		return nil, err
 	}
 	dec, err := h264f.CreateDecoder()
@@ -956,4 +967,25 @@ func TestServerKickedViewerEnds(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	v.c.Close()
+}
+
+// TestServerVideoOnlySetup: a client that sets up the video media only
+// keeps playing; the audio packets it did not ask for are not counted in
+// its write queue (they made the queue look full, and the viewer stalled
+// after a few hundred of them).
+func TestServerVideoOnlySetup(t *testing.T) {
+	e := srvTestStart(t, func(p *Params) { p.WriteQueueSize = 64 }) // full after about a second of audio
+	for _, tr := range []gortsplib.Transport{gortsplib.TransportTCP, gortsplib.TransportUDP} {
+		t.Run(tr.String(), func(t *testing.T) {
+			v, err := srvTryPlayMedias(e.url("live/demo"), tr, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer v.c.Close()
+			v.waitAUs(t, 100) // 4 s of video
+			if _, _, _, audio := v.snapshot(); audio != 0 {
+				t.Fatalf("%d audio packets to a client that did not set up audio", audio)
+			}
+		})
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -202,6 +203,19 @@ func (v *outViewer) run() {
 		}
 		return now.Sub(behindSince) > v.srv.p.SlowViewerTimeout
 	}
+	// Only the medias the client set up are written: gortsplib drops the
+	// packets of the others, and counting them as queued would make the
+	// queue look full (a client that set up video only stalled after a
+	// few hundred audio packets).
+	setup := v.ss.SetuppedMedias()
+	video := v.desc.video
+	if !slices.Contains(setup, video) {
+		video = nil
+	}
+	audio := v.desc.audio
+	if !slices.Contains(setup, audio) {
+		audio = nil
+	}
 	buf := make([]*outFrame, 0, 64)
 	for {
 		select {
@@ -241,6 +255,7 @@ func (v *outViewer) run() {
 			}
 		}
 		sentTo := next // where the next Fetch starts
+		batchBytes := 0
 		for i, f := range frames {
 			if v.overflow.Swap(false) {
 				// The queue dropped packets: what follows cannot be
@@ -261,9 +276,9 @@ func (v *outViewer) run() {
 			var medi *description.Media
 			var s *uint16
 			if f.video {
-				medi, s = v.desc.video, &seq[0]
+				medi, s = video, &seq[0]
 			} else {
-				medi, s = v.desc.audio, &seq[1]
+				medi, s = audio, &seq[1]
 			}
 			if medi == nil {
 				continue
@@ -288,6 +303,7 @@ func (v *outViewer) run() {
 					v.queued++
 				}
 				v.sentBytes.Add(uint64(len(p.Payload)))
+				batchBytes += rtpHeaderSize + len(p.Payload)
 			}
 			v.sent.Add(uint64(len(f.pkts)))
 			v.srv.stats.sent.Add(uint64(len(f.pkts)))
@@ -298,6 +314,9 @@ func (v *outViewer) run() {
 				break
 			}
 		}
+		// Bytes out of the stream: once per batch, RTP packets as queued
+		// for the session's writer (interleaving or UDP headers aside).
+		v.pres.CountOut(batchBytes)
 		cur = sentTo
 		clear(buf[:cap(buf)])
 		if v.ctx.Err() != nil {
@@ -305,6 +324,10 @@ func (v *outViewer) run() {
 		}
 	}
 }
+
+// rtpHeaderSize is the size of an RTP header without CSRCs or extensions,
+// as the viewers' packets have.
+const rtpHeaderSize = 12
 
 // outPoll is how often a viewer whose write queue is full looks whether
 // it has room again (gortsplib's queue has no event for that).

@@ -61,6 +61,7 @@ type peer struct {
 	timer   *time.Timer // connect timeout
 
 	connected atomic.Bool
+	up        chan struct{} // closed once connected (ICE and DTLS)
 	keyReq    chan struct{}
 
 	sentBytes, plis, nacks, skips atomic.Uint64
@@ -97,7 +98,7 @@ func (s *Server) newPeer(ctx context.Context, o Offer, info offerInfo) (_ *peer,
 	id := newID()
 	p := &peer{srv: s, id: id, stream: o.Stream, remote: o.Remote, created: time.Now(),
 		log:  s.log.With("stream", o.Stream, "remote", o.Remote, "session", id[:8]),
-		pres: pres, feed: f, keyReq: make(chan struct{}, 1)}
+		pres: pres, feed: f, keyReq: make(chan struct{}, 1), up: make(chan struct{})}
 	p.ctx, p.cancel = context.WithCancel(s.ctx)
 	p.pc, err = s.api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
@@ -186,7 +187,12 @@ func (p *peer) start() bool {
 	}
 	p.timer = time.AfterFunc(p.srv.p.PeerTimeout, func() {
 		if !p.connected.Load() {
-			p.srv.removeAsync(p, "ICE did not connect in time", true)
+			reason := "ICE did not connect in time"
+			switch p.pc.ICEConnectionState() {
+			case webrtc.ICEConnectionStateConnected, webrtc.ICEConnectionStateCompleted:
+				reason = "DTLS did not complete in time" // a client that stops after ICE
+			}
+			p.srv.removeAsync(p, reason, true)
 		}
 	})
 	return true
@@ -196,6 +202,7 @@ func (p *peer) onState(st webrtc.PeerConnectionState) {
 	switch st {
 	case webrtc.PeerConnectionStateConnected:
 		if !p.connected.Swap(true) {
+			close(p.up)
 			p.log.Debug("webrtc peer connected", "after", time.Since(p.created).Round(time.Millisecond).String())
 		}
 	case webrtc.PeerConnectionStateDisconnected:
@@ -316,8 +323,8 @@ func (c *clock) next(in uint32, base uint32) uint32 {
 	return out
 }
 
-// run is the writer: it waits for the video track to be bound (DTLS is
-// up), joins the stream's ring at the cached keyframe and sends from
+// run is the writer: it waits for the video track to be bound and the
+// connection to be up (ICE and DTLS), joins the stream's ring at the cached keyframe and sends from
 // there. Frames that were already in the ring when it joined (the GOP up
 // to live) are a burst: sent at once, video with compressed timestamps,
 // audio skipped. A PLI rewinds the cursor to the newest keyframe and
@@ -326,6 +333,14 @@ func (p *peer) run() {
 	defer p.wg.Done()
 	select {
 	case <-p.video.bound:
+	case <-p.ctx.Done():
+		return
+	}
+	// pion binds the track when the answer is set, before ICE; until DTLS
+	// is up it drops what is written. Wait for it: a client that never
+	// connects costs no packetizing, and a real one gets the burst.
+	select {
+	case <-p.up:
 	case <-p.ctx.Done():
 		return
 	}
@@ -397,6 +412,7 @@ func (p *peer) run() {
 			}
 			continue
 		}
+		batchBytes := 0 // RTP bytes of this batch, for the stream's bytes out
 		for i, f := range frames {
 			seq := cur + uint64(i)
 			if waitKey {
@@ -433,12 +449,15 @@ func (p *peer) run() {
 			}
 			p.sentBytes.Add(uint64(n))
 			if err != nil {
+				p.pres.CountOut(batchBytes)
 				if p.ctx.Err() == nil && !errors.Is(err, io.ErrClosedPipe) {
 					p.log.Debug("webrtc write failed", "err", err)
 				}
 				return
 			}
+			batchBytes += n + rtpHeaderSize*len(f.payloads)
 		}
+		p.pres.CountOut(batchBytes)
 		cur = next
 		for i := range frames {
 			frames[i] = nil

@@ -589,14 +589,16 @@ func (s *Server) remove(p *peer, reason string, dead bool) {
 	known := s.peers[p.id] == p
 	if known {
 		delete(s.peers, p.id)
-	}
-	s.mu.Unlock()
-	p.close()
-	if known {
+		// Counted with the deletion: whoever sees the peer gone sees it
+		// counted.
 		s.stats.removed.Add(1)
 		if dead {
 			s.stats.dead.Add(1)
 		}
+	}
+	s.mu.Unlock()
+	p.close()
+	if known {
 		p.log.Info("webrtc peer removed", "reason", reason, "duration", time.Since(p.created).Round(time.Millisecond).String(),
 			"sent_bytes", p.sentBytes.Load(), "plis", p.plis.Load(), "nacks", p.nacks.Load(), "skips", p.skips.Load())
 	}

@@ -134,6 +134,17 @@ func TestPlayStartsOnKeyframe(t *testing.T) {
 	if got := c.Stats().Frames - n; got < 15 {
 		t.Fatalf("%d frames in a second", got)
 	}
+	// The peer's RTP bytes count as the stream's bytes out: at least a
+	// header and a byte for each packet the client got, at a rate near
+	// the stream's (video only: the AAC audio is not sent).
+	pkts := c.Stats().VideoPkts
+	waitFor(t, "bytes out", 2*time.Second, func() bool {
+		in, _ := h.Stream("live/demo")
+		return in.BytesOut["webrtc"] >= uint64(13*pkts)
+	})
+	if in, _ := h.Stream("live/demo"); in.BitrateOut["webrtc"] < in.BitrateIn/4 || in.BitrateOut["webrtc"] > in.BitrateIn*2 {
+		t.Fatalf("webrtc bitrate out %.0f, stream bitrate in %.0f", in.BitrateOut["webrtc"], in.BitrateIn)
+	}
 
 	if err := s.Remove("live/demo", ans.ID); err != nil {
 		t.Fatal(err)

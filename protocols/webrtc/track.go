@@ -95,6 +95,10 @@ func (t *outTrack) sender(seq uint16, hist *history) (sender, bool) {
 	return sender{ssrc: t.ssrc, pt: t.pt, ws: t.ws, seq: seq, hist: hist}, t.ws != nil
 }
 
+// rtpHeaderSize is the size of the RTP header of a peer's packets (no
+// CSRCs; SRTP's auth tag and header extensions are not counted).
+const rtpHeaderSize = 12
+
 // write sends one frame's payloads with this peer's header; the last
 // packet of a frame carries the marker bit. It returns the bytes sent.
 func (s *sender) write(payloads [][]byte, ts uint32, marker bool) (int, error) {

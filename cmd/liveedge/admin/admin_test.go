@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -696,14 +697,17 @@ func TestMetricsCardinality(t *testing.T) {
 	for range 2 {
 		watch(t, e.hub, "live/b", "test")
 	}
-	watch(t, e.hub, "live/a", "rtmp")
+	watch(t, e.hub, "live/a", "rtmp").CountOut(1000)
+	e.hub.CountOut("live/c", "hls", 500)
 	text := e.scrape(t)
 	for series, want := range map[string]float64{
-		`liveedge_viewers{protocol="test",stream="live/c"}`: 3,
-		`liveedge_viewers{protocol="test",stream="live/b"}`: 2,
-		`liveedge_viewers{protocol="rtmp",stream="_other"}`: 1,
-		`liveedge_pull_connects_total{stream="_other"}`:     1,
-		`liveedge_pull_up{origin="_other",stream="_other"}`: 1,
+		`liveedge_bytes_out_total{protocol="rtmp",stream="_other"}`: 1000,
+		`liveedge_bytes_out_total{protocol="hls",stream="live/c"}`:  500,
+		`liveedge_viewers{protocol="test",stream="live/c"}`:         3,
+		`liveedge_viewers{protocol="test",stream="live/b"}`:         2,
+		`liveedge_viewers{protocol="rtmp",stream="_other"}`:         1,
+		`liveedge_pull_connects_total{stream="_other"}`:             1,
+		`liveedge_pull_up{origin="_other",stream="_other"}`:         1,
 		`liveedge_streams`: 3,
 	} {
 		if got := metric(text, series); got != want {
@@ -757,5 +761,63 @@ func TestReloadAPI(t *testing.T) {
 	}
 	if calls != 2 {
 		t.Fatalf("%d reloads", calls)
+	}
+}
+
+// TestConfigFollowsReload: getServerConfig and the ZLMediaKit schemas
+// show the configuration in effect (Params.Current) after a reload,
+// not the start-up one; the /api/v1/streams view carries bytes and
+// bitrates in and out.
+func TestConfigFollowsReload(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.Admin.Secret = "adm" })
+	var current atomic.Pointer[config.Config]
+	e.srv.p.Current = current.Load
+	q := url.Values{"secret": {"adm"}}
+	conf := func() map[string]any {
+		m := e.zlm(t, "getServerConfig", q)
+		list, _ := m["data"].([]any)
+		if zlmCode(m) != 0 || len(list) != 1 {
+			t.Fatalf("getServerConfig = %v", m)
+		}
+		return list[0].(map[string]any)
+	}
+	if c := conf(); c["limits.max_viewers"] != "0" || c["hooks.on_play"] != "" {
+		t.Fatalf("start-up config: max_viewers %v, on_play %v", c["limits.max_viewers"], c["hooks.on_play"])
+	}
+	next := config.Default()
+	next.Admin.Secret = "adm"
+	next.Limits.MaxViewers = 7
+	next.Limits.MaxBitratePerIP = 20_000_000
+	next.Hooks.OnPlay = "http://127.0.0.1:1/hook?key=secret"
+	next.RTSP.Listen = ""
+	current.Store(next)
+	c := conf()
+	for k, want := range map[string]string{"limits.max_viewers": "7", "limits.max_bitrate_per_ip": "20M",
+		"hooks.on_play": "http://127.0.0.1:1/hook?key=REDACTED"} {
+		if c[k] != want {
+			t.Errorf("after SetConfig: %s = %v, want %q", k, c[k], want)
+		}
+	}
+	waitLive(t, e.hub, "live/demo")
+	m := e.zlm(t, "getMediaList", q)
+	var schemas []any
+	for _, item := range m["data"].([]any) {
+		schemas = append(schemas, item.(map[string]any)["schema"])
+	}
+	if fmt.Sprint(schemas) != "[rtmp hls]" {
+		t.Errorf("getMediaList schemas %v, want [rtmp hls] once rtsp is off", schemas)
+	}
+
+	watch(t, e.hub, "live/demo", "rtmp").CountOut(4096)
+	r := e.get(t, "/api/v1/streams/live/demo?secret=adm")
+	var v Stream
+	if err := json.Unmarshal(r.body, &v); r.code != 200 || err != nil {
+		t.Fatalf("GET stream: %d %s", r.code, r.body)
+	}
+	if v.BytesIn == 0 || v.BytesOut["rtmp"] != 4096 {
+		t.Errorf("stream view: bytes in %d, bytes out %v", v.BytesIn, v.BytesOut)
+	}
+	if _, ok := v.BitrateOut["rtmp"]; !ok || !bytes.Contains(r.body, []byte(`"bitrate_in":`)) {
+		t.Errorf("stream view lacks bitrates: %s", r.body)
 	}
 }

@@ -68,6 +68,13 @@ type Stream struct {
 	GOP          GOP            `json:"gop"`
 	Pull         *Pull          `json:"pull,omitempty"`
 	Proxy        bool           `json:"proxy"` // pulled by a proxy added at run time
+	// BytesIn and BitrateIn (bit/s, over the last few seconds) are the
+	// stream's media payload in; BytesOut and BitrateOut, by protocol,
+	// what was written to its viewers, framing included.
+	BytesIn    uint64            `json:"bytes_in"`
+	BitrateIn  int64             `json:"bitrate_in"`
+	BytesOut   map[string]uint64 `json:"bytes_out"`
+	BitrateOut map[string]int64  `json:"bitrate_out"`
 }
 
 // Origin is the background health of one origin.
@@ -348,6 +355,12 @@ func streamView(in hub.StreamInfo, pulls map[string]source.Stats, proxies map[st
 			Failovers: st.Failovers, Failbacks: st.Failbacks, BytesIn: st.BytesIn, Since: st.Since}
 	}
 	_, v.Proxy = proxies[in.Name]
+	v.BytesIn, v.BitrateIn = in.BytesIn, int64(in.BitrateIn)
+	v.BytesOut, v.BitrateOut = map[string]uint64{}, map[string]int64{}
+	for p, n := range in.BytesOut {
+		v.BytesOut[p] = n
+		v.BitrateOut[p] = int64(in.BitrateOut[p])
+	}
 	return v
 }
 

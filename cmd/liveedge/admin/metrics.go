@@ -21,11 +21,11 @@ type collector struct {
 	src        Sources
 	maxStreams int
 
-	viewers, streams, gopBytes, mediaIn, sinceMedia *prometheus.Desc
-	originUp, originRTT                             *prometheus.Desc
-	connects, failures, failovers, failbacks, bytes *prometheus.Desc
-	pullUp                                          *prometheus.Desc
-	refusals, dropped, skips, slow, ttff            *prometheus.Desc
+	viewers, streams, gopBytes, mediaIn, sinceMedia, bytesOut *prometheus.Desc
+	originUp, originRTT                                       *prometheus.Desc
+	connects, failures, failovers, failbacks, bytes           *prometheus.Desc
+	pullUp                                                    *prometheus.Desc
+	refusals, dropped, skips, slow, ttff                      *prometheus.Desc
 }
 
 func newCollector(h *hub.Hub, src Sources, maxStreams int) *collector {
@@ -42,6 +42,9 @@ func newCollector(h *hub.Hub, src Sources, maxStreams int) *collector {
 		gopBytes: d("stream_gop_cache_bytes", "Bytes in a stream's GOP cache.", "stream"),
 		mediaIn: d("stream_media_bytes_in_total",
 			"Media payload bytes a stream took from its producers (without protocol overhead).", "stream"),
+		bytesOut: d("bytes_out_total",
+			"Bytes written to a stream's viewers by protocol, framing included (RTMP chunks, FLV tags, RTP packets, HLS responses).",
+			"stream", "protocol"),
 		sinceMedia: d("stream_seconds_since_media",
 			"Seconds since a stream last took a media unit (for _other: the longest).", "stream"),
 		originUp:  d("origin_up", "Whether the last background probe of an origin succeeded (1) or not (0).", "origin"),
@@ -61,7 +64,7 @@ func newCollector(h *hub.Hub, src Sources, maxStreams int) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.viewers, c.streams, c.gopBytes, c.mediaIn, c.sinceMedia, c.originUp, c.originRTT,
+	for _, d := range []*prometheus.Desc{c.viewers, c.streams, c.gopBytes, c.mediaIn, c.sinceMedia, c.bytesOut, c.originUp, c.originRTT,
 		c.connects, c.failures, c.failovers, c.failbacks, c.bytes, c.pullUp,
 		c.refusals, c.dropped, c.skips, c.slow, c.ttff} {
 		ch <- d
@@ -76,7 +79,8 @@ type streamStat struct {
 	total    int
 	gopBytes int
 	inBytes  uint64
-	since    float64 // seconds since the last media unit; -1: none yet
+	outBytes map[string]uint64 // by protocol
+	since    float64           // seconds since the last media unit; -1: none yet
 	pulled   bool
 	pull     source.Stats
 	pullsUp  int // for _other: how many summed pulls are up
@@ -93,7 +97,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	// One entry per stream, hub streams and running pulls alike.
 	byName := map[string]*streamStat{}
 	for _, in := range infos {
-		st := &streamStat{name: in.Name, viewers: map[string]int{}, gopBytes: in.GOP.GOPBytes, inBytes: in.BytesIn, since: -1}
+		st := &streamStat{name: in.Name, viewers: map[string]int{}, gopBytes: in.GOP.GOPBytes, inBytes: in.BytesIn, since: -1,
+			outBytes: in.BytesOut}
 		if !in.LastMedia.IsZero() {
 			st.since = time.Since(in.LastMedia).Seconds()
 		}
@@ -123,10 +128,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		return list[i].name < list[j].name
 	})
 	if len(list) > c.maxStreams {
-		other := &streamStat{name: otherStream, viewers: map[string]int{}, since: -1}
+		other := &streamStat{name: otherStream, viewers: map[string]int{}, since: -1, outBytes: map[string]uint64{}}
 		for _, st := range list[c.maxStreams:] {
 			for p, n := range st.viewers {
 				other.viewers[p] += n
+			}
+			for p, n := range st.outBytes {
+				other.outBytes[p] += n
 			}
 			other.total += st.total
 			other.gopBytes += st.gopBytes
@@ -159,6 +167,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(c.gopBytes, float64(st.gopBytes), st.name)
 		counter(c.mediaIn, st.inBytes, st.name)
+		for p, n := range st.outBytes {
+			counter(c.bytesOut, n, st.name, p)
+		}
 		if st.since >= 0 {
 			gauge(c.sinceMedia, st.since, st.name)
 		}

@@ -2,7 +2,9 @@
 // /metrics, a JSON API under /api/v1/ and a ZLMediaKit-compatible subset
 // under /index/api/. Every request needs the configured secret (a Bearer
 // header or a secret parameter), unless no secret is set and the listener
-// is bound to a loopback address.
+// is bound to a loopback address; even then, requests a browser sends on
+// behalf of another site, or under a host name that is not a loopback one,
+// are refused (see foreign).
 package admin
 
 import (
@@ -13,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -41,9 +44,14 @@ type Sources interface {
 // Params configure a Server.
 type Params struct {
 	// Config supplies the admin section (listen address, secret, metrics
-	// limits) and the listeners' addresses; getServerConfig shows it,
-	// redacted. It is not modified.
-	Config  *config.Config
+	// limits, fixed for the Server's life) and the configuration in
+	// effect that getServerConfig shows, redacted, and the listeners'
+	// addresses come from, unless Current is set. It is not modified.
+	Config *config.Config
+	// Current, if set, returns the configuration in effect after reloads
+	// (getServerConfig, listener addresses, schemas); a nil result means
+	// Config.
+	Current func() *config.Config
 	Hub     *hub.Hub
 	Sources Sources // nil: no pulls
 	Logger  *slog.Logger
@@ -53,6 +61,11 @@ type Params struct {
 	// /api/v1/reload); it returns the changed sections that need a
 	// restart.
 	Reload func() (restart []string, err error)
+	// Handlers are more endpoints by exact path (behind the secret like
+	// the rest), such as the cluster's.
+	Handlers map[string]http.Handler
+	// Collectors are more Prometheus collectors for /metrics.
+	Collectors []prometheus.Collector
 }
 
 // Server serves the admin endpoints.
@@ -87,14 +100,29 @@ func New(p Params) *Server {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newCollector(p.Hub, p.Sources, p.Config.Admin.MetricsMaxStreams),
+		newCollector(p.Hub, distinct(p.Sources), p.Config.Admin.MetricsMaxStreams),
 	)
+	reg.MustRegister(p.Collectors...)
 	s.mux = http.NewServeMux()
 	s.mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}))
 	s.routeAPI()
+	for path, h := range p.Handlers {
+		s.mux.Handle(path, h)
+	}
 	return s
+}
+
+// config returns the configuration in effect. The admin section itself
+// (listener, secret, metrics limits) keeps its start-up values.
+func (s *Server) config() *config.Config {
+	if s.p.Current != nil {
+		if c := s.p.Current(); c != nil {
+			return c
+		}
+	}
+	return s.p.Config
 }
 
 // Listen starts the admin listener on p.Config.Admin.Listen.
@@ -176,7 +204,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // as param (the secret parameter), or needs none.
 func (s *Server) authorized(r *http.Request, param string) bool {
 	if s.open {
-		return true
+		return !foreign(r)
 	}
 	if len(s.secret) == 0 {
 		return false
@@ -191,4 +219,64 @@ func (s *Server) authorized(r *http.Request, param string) bool {
 		return false
 	}
 	return subtle.ConstantTimeCompare([]byte(got), s.secret) == 1
+}
+
+// foreign reports whether r was sent by a web page of another site, or
+// names this listener by a host that is not a loopback one (a DNS
+// rebinding page, or a proxy exposing the listener). Without a secret the
+// loopback-only listener is the only protection, and a page the
+// operator's browser opens can reach loopback too: a cross-site GET or
+// form POST needs no CORS preflight. Browsers send Sec-Fetch-Site (all
+// current ones) or Origin (cross-origin POSTs) and pages cannot forge
+// them; curl, scripts and Prometheus send neither.
+func foreign(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		host = r.Host
+	}
+	if host != "" && !config.IsLoopbackHost(host) {
+		return true
+	}
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "none", "same-origin":
+	default:
+		return true
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		return err != nil || !config.IsLoopbackHost(u.Hostname())
+	}
+	return false
+}
+
+// distinctOrigins gives the metrics one health entry per origin label.
+// Origins are shown without their query (tokens) and probed once per
+// egress link, so two probes can share a label; collected twice, it makes
+// Prometheus refuse the whole scrape (a 500). Merged, the origin is up
+// only if every probe of it is, and its RTT is the largest.
+type distinctOrigins struct{ Sources }
+
+func distinct(s Sources) Sources {
+	if s == nil {
+		return nil
+	}
+	return distinctOrigins{s}
+}
+
+func (d distinctOrigins) Health() []source.OriginHealth {
+	var out []source.OriginHealth
+	idx := map[string]int{}
+	for _, h := range d.Sources.Health() {
+		if !h.Known {
+			continue
+		}
+		if i, ok := idx[h.Origin]; ok {
+			out[i].Up = out[i].Up && h.Up
+			out[i].RTT = max(out[i].RTT, h.RTT)
+			continue
+		}
+		idx[h.Origin] = len(out)
+		out = append(out, h)
+	}
+	return out
 }

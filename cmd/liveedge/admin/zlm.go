@@ -136,16 +136,7 @@ func zlmParams(r *http.Request) (url.Values, error) {
 // schemas are the ZLMediaKit schemas liveedge serves a stream in, with
 // the viewer protocols each one covers (as in ZLMediaKit, HTTP-FLV
 // players read the rtmp source and WebRTC players the rtsp one).
-func (s *Server) schemas() []string {
-	out := []string{"rtmp"}
-	if s.p.Config.RTSP.Enabled() {
-		out = append(out, "rtsp")
-	}
-	if s.p.Config.HTTP.Enabled() {
-		out = append(out, "hls")
-	}
-	return out
-}
+func (s *Server) schemas() []string { return s.config().Schemas() }
 
 func schemaOf(protocol string) string {
 	switch {
@@ -420,7 +411,7 @@ func (s *Server) zlmGetAllSession(q url.Values) (map[string]any, error) {
 
 // localAddr is the configured listen address of protocol's listener.
 func (s *Server) localAddr(protocol string) (string, int) {
-	c := s.p.Config
+	c := s.config()
 	var listen string
 	switch protocol {
 	case "rtmp":
@@ -455,7 +446,7 @@ func (s *Server) zlmKickSession(q url.Values) (map[string]any, error) {
 }
 
 func (s *Server) zlmGetServerConfig(url.Values) (map[string]any, error) {
-	b, err := json.Marshal(s.p.Config.Redacted())
+	b, err := json.Marshal(s.config().Redacted())
 	if err != nil {
 		return nil, err
 	}

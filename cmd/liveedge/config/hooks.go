@@ -149,3 +149,19 @@ func (c *Config) validateHooks(v *validator) {
 	v.oneOf("hooks.failure", h.Failure, FailureClosed, FailureOpen)
 	v.positive("hooks.none_reader_delay", h.NoneReaderDelay)
 }
+
+// Schemas returns the ZLMediaKit schemas a stream is served in with c's
+// listeners, for on_stream_changed and the ZLMediaKit API: "rtmp" (RTMP,
+// and HTTP-FLV/WS-FLV, which ZLMediaKit serves from its rtmp source),
+// "rtsp" (RTSP, and WebRTC) when rtsp.listen is set, and "hls" when
+// http.listen is set.
+func (c *Config) Schemas() []string {
+	out := []string{"rtmp"}
+	if c.RTSP.Enabled() {
+		out = append(out, "rtsp")
+	}
+	if c.HTTP.Enabled() {
+		out = append(out, "hls")
+	}
+	return out
+}

@@ -13,6 +13,14 @@ type LimitsConfig struct {
 	// clients; HLS clients, which hold no connection, are not counted.
 	MaxViewers          int `yaml:"max_viewers" json:"max_viewers"`
 	MaxViewersPerStream int `yaml:"max_viewers_per_stream" json:"max_viewers_per_stream"`
+	// MaxBitratePerIP caps what one client IP watches, in bit/s ("20M";
+	// 0: no cap): a new viewer is refused when the recent bitrate of its
+	// stream plus that of the stream of each viewer session the IP holds
+	// already would exceed it ("bitrate_per_ip"). The bitrate is the
+	// stream's media bitrate in, over the last few seconds. Viewers are
+	// counted as for MaxViewers: HLS clients hold no session and are left
+	// out.
+	MaxBitratePerIP Bitrate `yaml:"max_bitrate_per_ip" json:"max_bitrate_per_ip"`
 	// ConnectionsPerIP caps the new connections a second from one client
 	// IP on each TCP listener (RTMP, RTSP, HTTP), with bursts of
 	// ConnectionBurst (0: twice the rate, at least 1). Connections past
@@ -35,6 +43,9 @@ func (c *Config) validateLimits(v *validator) {
 		if f.n < 0 {
 			v.add(f.path, "must be >= 0 (got %d; 0 means no limit)", f.n)
 		}
+	}
+	if b := c.Limits.MaxBitratePerIP; b < 0 {
+		v.add("limits.max_bitrate_per_ip", "must be >= 0 (got %d; 0 means no limit)", int64(b))
 	}
 	if r := c.Limits.ConnectionsPerIP; r < 0 {
 		v.add("limits.connections_per_ip", "must be >= 0 (got %v; 0 means no limit)", r)

@@ -195,6 +195,105 @@ func (b *ByteSize) UnmarshalText(t []byte) error {
 	return nil
 }
 
+// Bitrate is a rate in bits per second. In YAML it is a non-negative
+// number of bit/s or a string with a decimal unit: "20M" or "20Mbps"
+// (20,000,000), "500k" or "500kbit/s", "1.5G". Units are k, M, G (powers
+// of 1000; "K" is "k"), optionally followed by "bps", "bit/s" or "b/s",
+// and may be separated from the number by spaces. It marshals as a string
+// in the largest unit that represents it exactly ("20M").
+type Bitrate int64
+
+var bitrateUnits = map[string]int64{"": 1, "k": 1e3, "m": 1e6, "g": 1e9}
+
+// ParseBitrate parses a bitrate such as "20M", "500kbps" or "1000000".
+// The result must be a whole, non-negative number of bit/s that fits in an
+// int64.
+func ParseBitrate(s string) (Bitrate, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && (t[i] >= '0' && t[i] <= '9' || t[i] == '.') {
+		i++
+	}
+	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
+	for _, suffix := range []string{"bps", "bit/s", "b/s"} {
+		if u, ok := strings.CutSuffix(unit, suffix); ok {
+			unit = u
+			break
+		}
+	}
+	mult, ok := bitrateUnits[unit]
+	if num == "" || !ok {
+		return 0, fmt.Errorf("invalid bitrate %q (want bits per second or a rate like \"20M\", \"500k\" or \"2.5Mbps\")", s)
+	}
+	r, ok := new(big.Rat).SetString(num)
+	if !ok {
+		return 0, fmt.Errorf("invalid bitrate %q: bad number %q", s, num)
+	}
+	r.Mul(r, new(big.Rat).SetInt64(mult))
+	if !r.IsInt() {
+		return 0, fmt.Errorf("invalid bitrate %q: not a whole number of bit/s", s)
+	}
+	if !r.Num().IsInt64() {
+		return 0, fmt.Errorf("invalid bitrate %q: too large", s)
+	}
+	return Bitrate(r.Num().Int64()), nil
+}
+
+// String formats b in the largest unit (G, M, k) that represents it
+// exactly, else as a plain number. 0 is "0".
+func (b Bitrate) String() string {
+	for _, u := range []struct {
+		n    int64
+		name string
+	}{{1e9, "G"}, {1e6, "M"}, {1e3, "k"}} {
+		if b != 0 && int64(b)%u.n == 0 {
+			return strconv.FormatInt(int64(b)/u.n, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(int64(b), 10)
+}
+
+// UnmarshalYAML implements yaml.NodeUnmarshaler; errors carry the position
+// and the key of the value.
+func (b *Bitrate) UnmarshalYAML(node ast.Node) error {
+	s, err := scalarText(node, "bitrate")
+	if err != nil {
+		return err
+	}
+	v, err := ParseBitrate(s)
+	if err != nil {
+		msg := err.Error()
+		if p := strings.TrimPrefix(node.GetPath(), "$."); p != "" && p != "$" {
+			msg = p + ": " + msg
+		}
+		return nodeError(node, msg)
+	}
+	*b = v
+	return nil
+}
+
+// MarshalYAML implements yaml.InterfaceMarshaler: a string with a unit when
+// one fits exactly, else an integer.
+func (b Bitrate) MarshalYAML() (any, error) {
+	if s := b.String(); strings.TrimRight(s, "0123456789") != "" {
+		return s, nil
+	}
+	return int64(b), nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (b Bitrate) MarshalText() ([]byte, error) { return []byte(b.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (b *Bitrate) UnmarshalText(t []byte) error {
+	v, err := ParseBitrate(string(t))
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
+}
+
 // scalarText returns the text of a scalar node (a string or a number),
 // or a positioned error naming what was expected.
 func scalarText(node ast.Node, what string) (string, error) {

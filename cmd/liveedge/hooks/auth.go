@@ -62,9 +62,9 @@ func (h *Hooks) admit(r auth.Request, s hub.Session) error {
 	var hook, url string
 	switch r.Action {
 	case auth.Publish:
-		hook, url = "on_publish", h.cfg.OnPublish
+		hook, url = "on_publish", h.conf().cfg.OnPublish
 	case auth.Play:
-		hook, url = "on_play", h.cfg.OnPlay
+		hook, url = "on_play", h.conf().cfg.OnPlay
 	}
 	if url == "" {
 		return nil
@@ -77,7 +77,7 @@ func (h *Hooks) admit(r auth.Request, s hub.Session) error {
 	key := fmt.Sprintf("%d\x00%s\x00%s\x00%s", r.Action, r.Stream, token, ip)
 	err := h.cached(key, func() error {
 		app, stream := splitName(r.Stream)
-		body := AccessPayload{MediaServerID: h.serverID, App: app, Stream: stream, Vhost: DefaultVhost,
+		body := AccessPayload{MediaServerID: h.conf().serverID, App: app, Stream: stream, Vhost: DefaultVhost,
 			Schema: s.Protocol, Params: r.Query.Encode(), IP: ip, Port: port, ID: s.Remote}
 		rep, err := h.call(h.ctx, url, body)
 		h.log.Debug("admission hook called", "hook", hook, "stream", r.Stream, "params", redactQuery(r.Query, h.tokenKey),
@@ -93,7 +93,7 @@ func (h *Hooks) admit(r auth.Request, s hub.Session) error {
 	if err == nil || isDenied(err) {
 		return err
 	}
-	if h.cfg.Failure == config.FailureOpen {
+	if h.conf().cfg.Failure == config.FailureOpen {
 		if h.failLog.ok() {
 			h.log.Warn("admission hook failed, allowed (hooks.failure: open)", "hook", hook, "stream", r.Stream, "err", err)
 		}
@@ -108,7 +108,7 @@ func isDenied(err error) bool { return errors.Is(err, ErrDenied) }
 // asked for by another caller (waited for), or a new one from ask.
 // Failures are not cached.
 func (h *Hooks) cached(key string, ask func() error) error {
-	ttl := h.cfg.CacheTTL.Std()
+	ttl := h.conf().cfg.CacheTTL.Std()
 	now := time.Now()
 	h.mu.Lock()
 	if a := h.cache[key]; a != nil {
@@ -163,7 +163,7 @@ func (h *Hooks) cached(key string, ask func() error) error {
 
 // wait waits for another caller's answer, no longer than the timeout.
 func (h *Hooks) wait(a *answer) error {
-	t := time.NewTimer(h.cfg.Timeout.Std())
+	t := time.NewTimer(h.conf().cfg.Timeout.Std())
 	defer t.Stop()
 	select {
 	case <-a.done:

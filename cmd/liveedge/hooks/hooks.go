@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,9 @@ type Params struct {
 	// TokenParam is the query parameter of viewers' tokens (default
 	// "token"), part of the admission cache key and redacted in logs.
 	TokenParam string
+	// Schemas are the ZLMediaKit schemas on_stream_changed is posted for,
+	// one call each (default DefaultSchemas; see config.Config.Schemas).
+	Schemas []string
 	// QueueSize bounds the event queue (default 256, shared among the
 	// workers); Workers is how many event hooks run at once (default 2).
 	// A stream's events are posted in order, by one worker.
@@ -59,13 +63,15 @@ type Puller interface {
 	Want(name string)
 }
 
+// DefaultSchemas are the schemas of Params.Schemas when none are given.
+var DefaultSchemas = []string{"rtmp", "rtsp", "hls"}
+
 // Hooks calls the configured webhooks.
 type Hooks struct {
-	cfg      config.HooksConfig
+	// cur is the configuration in effect; Reconfigure replaces it.
+	cur      atomic.Pointer[setup]
 	log      *slog.Logger
 	tokenKey string
-	serverID string
-	c        *client
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -88,6 +94,37 @@ type Hooks struct {
 	timers  map[string]*noneTimer // on_stream_none_reader, by stream
 	finding map[string]bool       // on_stream_not_found in flight
 	proxies map[string]bool       // pulls added from on_stream_not_found
+	clients []*client             // every client made, closed by Close
+}
+
+// setup is a hooks configuration and what is derived from it.
+type setup struct {
+	cfg      config.HooksConfig
+	serverID string
+	schemas  []string
+	c        *client
+}
+
+// conf returns the configuration in effect.
+func (h *Hooks) conf() *setup { return h.cur.Load() }
+
+// newSetup derives a setup from cfg, reusing old's client when the client
+// settings did not change.
+func newSetup(cfg config.HooksConfig, schemas []string, old *setup) *setup {
+	id := cfg.MediaServerID
+	if id == "" {
+		id, _ = os.Hostname()
+	}
+	if len(schemas) == 0 {
+		schemas = DefaultSchemas
+	}
+	st := &setup{cfg: cfg, serverID: id, schemas: slices.Clone(schemas)}
+	if old != nil && old.cfg.Timeout == cfg.Timeout && old.cfg.MaxConcurrency == cfg.MaxConcurrency {
+		st.c = old.c
+	} else {
+		st.c = newClient(cfg.Timeout.Std(), cfg.MaxConcurrency)
+	}
+	return st
 }
 
 // New returns Hooks for p.Config (which must be valid) and starts its
@@ -105,20 +142,18 @@ func New(p Params) *Hooks {
 	if p.Workers <= 0 {
 		p.Workers = DefaultWorkers
 	}
-	id := p.Config.MediaServerID
-	if id == "" {
-		id, _ = os.Hostname()
-	}
 	ctx, cancel := context.WithCancel(context.Background())
+	st := newSetup(p.Config, p.Schemas, nil)
 	h := &Hooks{
-		cfg: p.Config, log: p.Logger.With("component", "hooks"), tokenKey: p.TokenParam, serverID: id,
-		c:      newClient(p.Config.Timeout.Std(), p.Config.MaxConcurrency),
-		ctx:    ctx,
-		cancel: cancel,
-		cache:  map[string]*answer{}, timers: map[string]*noneTimer{},
+		log: p.Logger.With("component", "hooks"), tokenKey: p.TokenParam,
+		clients: []*client{st.c},
+		ctx:     ctx,
+		cancel:  cancel,
+		cache:   map[string]*answer{}, timers: map[string]*noneTimer{},
 		finding: map[string]bool{}, proxies: map[string]bool{},
 		dropLog: every{period: logEvery}, failLog: every{period: logEvery}, eventLog: every{period: logEvery},
 	}
+	h.cur.Store(st)
 	for range p.Workers {
 		q := make(chan func(context.Context), max(p.QueueSize/p.Workers, 1))
 		h.queues = append(h.queues, q)
@@ -146,10 +181,33 @@ func (h *Hooks) Close() {
 		t.t.Stop()
 		delete(h.timers, name)
 	}
+	clients := h.clients
 	h.mu.Unlock()
 	h.cancel()
 	h.wg.Wait()
-	h.c.close()
+	for _, c := range clients {
+		c.close()
+	}
+}
+
+// Reconfigure puts cfg (valid) and schemas in effect, for a configuration
+// reload: hook URLs, timeout, concurrency, cache TTL, failure policy,
+// none_reader_delay and mediaServerId. Calls in flight finish on the
+// settings they started with; cached admission answers are dropped when
+// the hooks changed, so that the next viewer asks the new hook. Nothing
+// is asked of the hub: viewers stay.
+func (h *Hooks) Reconfigure(cfg config.HooksConfig, schemas []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old := h.cur.Load()
+	st := newSetup(cfg, schemas, old)
+	if st.c != old.c {
+		h.clients = append(h.clients, st.c)
+	}
+	h.cur.Store(st)
+	if old.cfg != cfg {
+		clear(h.cache)
+	}
 }
 
 // Dropped returns how many events were dropped because the queue was full.
@@ -188,9 +246,10 @@ func (h *Hooks) enqueue(what, stream string, job func(ctx context.Context)) {
 
 // call posts body to url within the timeout.
 func (h *Hooks) call(ctx context.Context, url string, body any) (Reply, error) {
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout.Std())
+	st := h.conf()
+	ctx, cancel := context.WithTimeout(ctx, st.cfg.Timeout.Std())
 	defer cancel()
-	return h.c.post(ctx, url, body)
+	return st.c.post(ctx, url, body)
 }
 
 // splitName returns the app and stream of "app/stream".
@@ -200,7 +259,11 @@ func splitName(name string) (app, stream string) {
 }
 
 // StreamPayload is the body of on_stream_changed (with Regist) and
-// on_stream_none_reader. Schema is "rtmp", the format every stream has;
+// on_stream_none_reader. As ZLMediaKit does, on_stream_changed is posted
+// once per schema the stream is served in (Params.Schemas: "rtmp", which
+// covers RTMP and HTTP-FLV/WS-FLV, "rtsp", which covers RTSP and WebRTC,
+// and "hls"), in that order, registering and unregistering alike;
+// on_stream_none_reader names "rtmp", the schema every stream has.
 // Protocol is how the stream came in (rtmp, pull, demo...).
 type StreamPayload struct {
 	MediaServerID string `json:"mediaServerId"`
@@ -214,7 +277,7 @@ type StreamPayload struct {
 
 func (h *Hooks) streamPayload(name string) StreamPayload {
 	app, stream := splitName(name)
-	return StreamPayload{MediaServerID: h.serverID, App: app, Stream: stream, Vhost: DefaultVhost, Schema: "rtmp"}
+	return StreamPayload{MediaServerID: h.conf().serverID, App: app, Stream: stream, Vhost: DefaultVhost, Schema: "rtmp"}
 }
 
 // Event takes the hub's events (hub.Params.Events). It never blocks.
@@ -226,16 +289,27 @@ func (h *Hooks) Event(ev hub.Event) {
 			h.stopTimer(ev.Stream)
 			h.forgetProxy(ev.Stream)
 		}
-		if h.cfg.OnStreamChanged == "" {
+		st := h.conf()
+		url := st.cfg.OnStreamChanged
+		if url == "" {
 			return
 		}
-		body := h.streamPayload(ev.Stream)
-		body.Regist, body.Protocol = &regist, ev.Producer.Protocol
+		bodies := make([]StreamPayload, len(st.schemas))
+		for i, schema := range st.schemas {
+			bodies[i] = h.streamPayload(ev.Stream)
+			bodies[i].Schema, bodies[i].Regist, bodies[i].Protocol = schema, &regist, ev.Producer.Protocol
+		}
+		// One job: the schemas' calls are posted in order, and a stream's
+		// unregistering ones after its registering ones.
 		h.enqueue("on_stream_changed", ev.Stream, func(ctx context.Context) {
-			h.event(ctx, "on_stream_changed", h.cfg.OnStreamChanged, ev.Stream, body)
+			for _, body := range bodies {
+				if _, ok := h.event(ctx, "on_stream_changed", url, ev.Stream, body); !ok && ctx.Err() != nil {
+					return
+				}
+			}
 		})
 	case hub.NoViewers:
-		if h.cfg.OnStreamNoneReader == "" {
+		if h.conf().cfg.OnStreamNoneReader == "" {
 			return
 		}
 		h.armTimer(ev.Stream)
@@ -271,7 +345,7 @@ func (h *Hooks) armTimer(name string) {
 		old.t.Stop()
 	}
 	nt := &noneTimer{}
-	nt.t = time.AfterFunc(h.cfg.NoneReaderDelay.Std(), func() { h.noneReaderDue(name, nt) })
+	nt.t = time.AfterFunc(h.conf().cfg.NoneReaderDelay.Std(), func() { h.noneReaderDue(name, nt) })
 	h.timers[name] = nt
 }
 
@@ -303,7 +377,7 @@ func (h *Hooks) noneReaderDue(name string, nt *noneTimer) {
 	}
 	body := h.streamPayload(name)
 	h.enqueue("on_stream_none_reader", name, func(ctx context.Context) {
-		r, ok := h.event(ctx, "on_stream_none_reader", h.cfg.OnStreamNoneReader, name, body)
+		r, ok := h.event(ctx, "on_stream_none_reader", h.conf().cfg.OnStreamNoneReader, name, body)
 		if !ok || r.Code != 0 || !r.Close {
 			return
 		}

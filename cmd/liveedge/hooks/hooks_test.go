@@ -134,7 +134,7 @@ func newHooks(t *testing.T, cfg config.HooksConfig, log *slog.Logger) *Hooks {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := New(Params{Config: cfg, Logger: log})
+	h := New(Params{Config: cfg, Logger: log, Schemas: []string{"rtmp"}})
 	t.Cleanup(h.Close)
 	return h
 }
@@ -391,8 +391,8 @@ func TestAdmitConcurrencyBound(t *testing.T) {
 
 	// The bound itself: with every slot taken, a call waits no longer than
 	// its timeout and sends nothing.
-	for range cap(h.c.sem) {
-		h.c.sem <- struct{}{}
+	for range cap(h.conf().c.sem) {
+		h.conf().c.sem <- struct{}{}
 	}
 	// A call that took a slot just as its own deadline passed may still
 	// reach the server: count once nothing has arrived for a while.
@@ -410,8 +410,8 @@ func TestAdmitConcurrencyBound(t *testing.T) {
 	if n := len(srv.got("/on_play")); n != before {
 		t.Fatalf("a call was sent with the pool full")
 	}
-	for range cap(h.c.sem) {
-		<-h.c.sem
+	for range cap(h.conf().c.sem) {
+		<-h.conf().c.sem
 	}
 	if err := hb.Admit(playReq("live/a", "fifth"), viewer); err != nil {
 		t.Fatalf("after the pool drained: %v", err)
@@ -709,5 +709,113 @@ func TestFailureHidesHookURL(t *testing.T) {
 	}
 	if out := logs.String(); !strings.Contains(out, "access refused") || strings.Contains(out, "hook-service-secret") {
 		t.Fatalf("log:\n%s", out)
+	}
+}
+
+// TestStreamChangedPerSchema: as ZLMediaKit does, on_stream_changed is
+// posted once per schema (rtmp, rtsp, hls by default), in order, when the
+// stream starts and again when it ends, with ZLMediaKit's field names.
+func TestStreamChangedPerSchema(t *testing.T) {
+	srv := newHookServer(t)
+	h := New(Params{Config: testConfig(srv), Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(h.Close)
+	hb := newHub(t, h, nil, nil)
+	clip, err := demo.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := hb.Publish("live/sch", hub.Session{Protocol: "rtmp", Remote: "192.0.2.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetTracks(clip.Video, clip.Audio); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		srv.waitCall(t, "/on_stream_changed", 2*time.Second)
+	}
+	p.Close()
+	for range 3 {
+		srv.waitCall(t, "/on_stream_changed", 2*time.Second)
+	}
+	got := srv.got("/on_stream_changed")
+	if len(got) != 6 {
+		t.Fatalf("%d on_stream_changed calls, want 6: %v", len(got), got)
+	}
+	for i, c := range got {
+		want := map[string]any{"mediaServerId": "edge-test", "app": "live", "stream": "sch", "vhost": "__defaultVhost__",
+			"schema": DefaultSchemas[i%3], "regist": i < 3, "protocol": "rtmp"}
+		for k, v := range want {
+			if c[k] != v {
+				t.Errorf("call %d: %s = %v, want %v (%v)", i, k, c[k], v, c)
+			}
+		}
+	}
+}
+
+// TestReconfigure: new hook settings apply at once, without a new Hooks:
+// a cached refusal from the old on_play is dropped and the new URL is
+// asked, the failure policy switches, a hook that was off turns on, and
+// mediaServerId and schemas change.
+func TestReconfigure(t *testing.T) {
+	srv := newHookServer(t)
+	srv.handle("/deny", reply(`{"code":1,"msg":"no"}`))
+	cfg := testConfig(srv)
+	cfg.OnPlay = srv.URL + "/deny"
+	cfg.OnStreamChanged = ""
+	h := newHooks(t, cfg, nil)
+	hb := newHub(t, h, nil, nil)
+	if err := hb.Admit(playReq("live/a", "tok"), viewer); !errors.Is(err, hub.ErrUnauthorized) {
+		t.Fatalf("old on_play: %v, want a refusal", err)
+	}
+
+	// A new on_play that allows: the cached refusal is not used.
+	cfg2 := cfg
+	cfg2.OnPlay = srv.URL + "/on_play"
+	cfg2.OnStreamChanged = srv.URL + "/on_stream_changed"
+	cfg2.MediaServerID = "edge-2"
+	h.Reconfigure(cfg2, []string{"rtmp", "hls"})
+	if err := hb.Admit(playReq("live/a", "tok"), viewer); err != nil {
+		t.Fatalf("new on_play: %v", err)
+	}
+	if n := len(srv.got("/on_play")); n != 1 {
+		t.Fatalf("new on_play called %d times, want 1", n)
+	}
+
+	// on_stream_changed, off at the start, is posted with the new id and
+	// schemas.
+	clip, _ := demo.Default()
+	p, err := hb.Publish("live/re", hub.Session{Protocol: "rtmp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.SetTracks(clip.Video, clip.Audio); err != nil {
+		t.Fatal(err)
+	}
+	srv.waitCall(t, "/on_stream_changed", 2*time.Second)
+	srv.waitCall(t, "/on_stream_changed", 2*time.Second)
+	got := srv.got("/on_stream_changed")
+	if len(got) != 2 || got[0]["schema"] != "rtmp" || got[1]["schema"] != "hls" || got[0]["mediaServerId"] != "edge-2" {
+		t.Fatalf("on_stream_changed = %v", got)
+	}
+
+	// A failing hook, with the policy switched from closed to open, and a
+	// shorter timeout (a new client).
+	srv.handle("/fail", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", 500) })
+	cfg3 := cfg2
+	cfg3.OnPlay = srv.URL + "/fail"
+	cfg3.Timeout = config.Duration(200 * time.Millisecond)
+	h.Reconfigure(cfg3, nil)
+	if err := hb.Admit(playReq("live/b", "tok"), viewer); !errors.Is(err, hub.ErrUnauthorized) {
+		t.Fatalf("failing hook, failure closed: %v", err)
+	}
+	cfg3.Failure = config.FailureOpen
+	h.Reconfigure(cfg3, nil)
+	if err := hb.Admit(playReq("live/b", "tok"), viewer); err != nil {
+		t.Fatalf("failing hook, failure open: %v", err)
+	}
+	if st := h.conf(); st.c == nil || cap(st.c.sem) != cfg3.MaxConcurrency || st.c.http.Timeout != cfg3.Timeout.Std() {
+		t.Fatalf("client not rebuilt for the new timeout")
 	}
 }

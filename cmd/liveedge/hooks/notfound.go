@@ -26,11 +26,11 @@ type NotFoundPayload struct {
 // own goroutine, one call per stream at a time, so that a viewer waiting
 // for the stream gets it if the hook names an origin. It never blocks.
 func (h *Hooks) NotFound(name string) {
-	if h.cfg.OnStreamNotFound == "" {
+	if h.conf().cfg.OnStreamNotFound == "" {
 		return
 	}
 	h.mu.Lock()
-	busy := h.closed || h.finding[name] || len(h.finding) >= 4*h.cfg.MaxConcurrency
+	busy := h.closed || h.finding[name] || len(h.finding) >= 4*h.conf().cfg.MaxConcurrency
 	if !busy {
 		h.finding[name] = true
 		h.wg.Add(1)
@@ -52,8 +52,8 @@ func (h *Hooks) NotFound(name string) {
 
 func (h *Hooks) findStream(ctx context.Context, name string) {
 	app, stream := splitName(name)
-	body := NotFoundPayload{MediaServerID: h.serverID, App: app, Stream: stream, Vhost: DefaultVhost, Schema: "rtmp"}
-	r, ok := h.event(ctx, "on_stream_not_found", h.cfg.OnStreamNotFound, name, body)
+	body := NotFoundPayload{MediaServerID: h.conf().serverID, App: app, Stream: stream, Vhost: DefaultVhost, Schema: "rtmp"}
+	r, ok := h.event(ctx, "on_stream_not_found", h.conf().cfg.OnStreamNotFound, name, body)
 	if !ok || r.Code != 0 || r.URL == "" {
 		return
 	}

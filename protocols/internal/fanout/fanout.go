@@ -262,7 +262,9 @@ func (w *Writer) readyForFastPath() error {
 }
 
 // Play writes sub's stream to w's connection until it ends, ctx ends or a
-// write fails. The player writes what it lacks itself (the cached GOP on
+// write fails. The bytes written count as bytes out of the stream
+// (Subscriber.CountOut): the player's own writes on sub, the fast path's
+// once per batch on its shard's subscription. The player writes what it lacks itself (the cached GOP on
 // joining, or a backlog after its socket filled up), then joins the
 // stream's fast path. A connection without a raw socket (or a stream whose
 // fast path cannot start) is served by the player's own writes only.
@@ -279,7 +281,11 @@ func (pl *Pool) Play(ctx context.Context, sub *hub.Subscriber, w *Writer) error 
 		if err := ctx.Err(); err != nil {
 			return err // a player with a backlog stops at a batch boundary
 		}
-		return w.Write(bufs)
+		if err := w.Write(bufs); err != nil {
+			return err
+		}
+		sub.CountOut(n)
+		return nil
 	}
 
 	var sh *shard
@@ -362,5 +368,14 @@ func (pl *Pool) Play(ctx context.Context, sub *hub.Subscriber, w *Writer) error 
 		if err := w.Write(h.rest); err != nil {
 			return err
 		}
+		sub.CountOut(buffersLen(h.rest))
 	}
+}
+
+func buffersLen(bufs net.Buffers) int {
+	n := 0
+	for _, b := range bufs {
+		n += len(b)
+	}
+	return n
 }

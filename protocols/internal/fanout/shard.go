@@ -105,8 +105,10 @@ func (sh *shard) run() {
 		}
 
 		iov = iovecs(iov, bufs) // the same for every player of the batch
+		sent := 0
 		for _, p := range players {
 			n, err := writeNonBlocking(p.raw, iov)
+			sent += n
 			if err == nil && n == total {
 				continue
 			}
@@ -114,6 +116,7 @@ func (sh *shard) run() {
 				p.handoff <- handoff{rest: remainder(bufs, n), pos: pos, tracks: cur, werr: err}
 			}
 		}
+		sh.sub.CountOut(sent) // once per batch for all its players
 	}
 }
 
