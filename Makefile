@@ -16,7 +16,7 @@ NPM ?= npm
 
 .DEFAULT_GOAL := build
 
-.PHONY: build vendor run tools test test-short bench bench-failover bench-cluster soak fuzz install clean
+.PHONY: build vendor run tools test test-short bench bench-failover bench-cluster bench-memory soak fuzz install clean
 
 build: vendor
 	@mkdir -p $(BIN)
@@ -76,12 +76,13 @@ test-short:
 	$(GO) test -race -short ./...
 
 # Every viewer kind (about 5 minutes: rtmp and flv 1.2 min each, rtsp 0.8,
-# whep 0.7, hls and hls-ts 1.3 together), then the failover run (1.5 min)
-# and the cluster run (1 min).
+# whep 0.7, hls and hls-ts 1.3 together), then the failover run (1.5 min),
+# the cluster run (1 min) and the memory run (1 min).
 bench: build tools
 	./$(BIN)/liveedge-bench -server ./$(BIN)/liveedge $(BENCH_FLAGS)
 	./$(BIN)/liveedge-bench -server ./$(BIN)/liveedge -failover 10 $(FAILOVER_FLAGS)
 	./$(BIN)/liveedge-bench -server ./$(BIN)/liveedge -cluster 5 $(CLUSTER_FLAGS)
+	./$(BIN)/liveedge-bench -server ./$(BIN)/liveedge -memory
 
 # Origin failover alone (about 1.5 min): two nginx-rtmp origins, the primary
 # killed 10 times and frozen 3 times; the media gap one viewer sees.
@@ -94,6 +95,12 @@ bench-failover: build tools
 # origin is killed (5 times).
 bench-cluster: build tools
 	./$(BIN)/liveedge-bench -server ./$(BIN)/liveedge -cluster 5 $(CLUSTER_FLAGS)
+
+# Memory alone (about 1 min): RSS per stream (50 streams at 2 Mbit/s, no
+# viewers) against each stream's GOP cache, and the GOP cache and RSS under
+# one 20 Mbit/s stream with a 10-second GOP.
+bench-memory: build
+	./$(BIN)/liveedge-bench -server ./$(BIN)/liveedge -memory
 
 # Soak (SOAK, default 10m): 20 streams pulled on demand from two nginx-rtmp
 # origins that are killed or frozen at random, one at a time; 500 viewers

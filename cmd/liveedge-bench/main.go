@@ -16,6 +16,10 @@
 // and stop the server. Everything runs on 127.0.0.1 and every wait has a
 // bound.
 //
+// With -memory it runs the memory bench instead (memory.go): RSS per
+// stream against its GOP cache, and the GOP cache under a 20 Mbit/s,
+// 10-second-GOP source.
+//
 // With -soak DURATION it runs the soak instead (soak.go): 20 streams
 // from two flapping origins, 500 viewers of mixed protocols joining and
 // leaving; RSS, goroutines and open files over time.
@@ -57,6 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fo := failoverFlags(fs)
 	co := clusterFlags(fs)
 	so := soakFlags(fs)
+	mo := memoryFlags(fs)
 	fs.StringVar(&o.server, "server", "./bin/liveedge", "liveedge binary to start")
 	runsFlag := fs.String("runs", "100@2M,300@2M,1000@500k", "configurations: VIEWERS@BITRATE, comma-separated, for every kind; or per kind, KIND=RUNS;KIND=RUNS (unnamed kinds keep their defaults; hls and hls-ts default to 100@2M,500@2M, whep to 10@2M,50@2M, with shorter phases)")
 	kindsFlag := fs.String("kinds", "rtmp", "viewer kinds, comma-separated (available: "+strings.Join(kindNames(), ", ")+")")
@@ -81,6 +86,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return runFailover(ctx, fo, o.server, o.keepLogs, stdout, stderr)
+	}
+	if mo.run {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runMemory(ctx, mo, o.server, stdout, stderr)
 	}
 	if so.duration > 0 {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

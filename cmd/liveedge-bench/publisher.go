@@ -22,6 +22,11 @@ import (
 type publisher struct {
 	clip      *demo.Clip
 	fillerLen int // bytes of the filler NAL unit per video AU (0: none)
+	// keyEvery, when > 1, keeps one keyframe in keyEvery: the IDR slices
+	// of the others are relabelled as non-IDR slices (nal_unit_type 5 to
+	// 1), so the server sees a GOP keyEvery times longer. The result does
+	// not decode; it is for memory runs, where nothing decodes.
+	keyEvery int
 
 	// bytes counts the media bytes written: FLV tag bodies (video: 5-byte
 	// header + 4-byte NALU lengths + NALUs; audio: 2-byte header + frame).
@@ -105,6 +110,7 @@ func (p *publisher) run(ctx context.Context, rawURL string) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	start := time.Now()
+	idrs := 0
 	for loop := time.Duration(0); ; loop += p.clip.Duration {
 		for i := range p.clip.Frames {
 			f := &p.clip.Frames[i]
@@ -136,7 +142,15 @@ func (p *publisher) run(ctx context.Context, rawURL string) error {
 			// last NAL unit.
 			nalus = nalus[:0]
 			seiAt := -1
+			relabel := false
+			if p.keyEvery > 1 && isIDR(f.NALUs) {
+				relabel = idrs%p.keyEvery != 0
+				idrs++
+			}
 			for _, n := range f.NALUs {
+				if relabel && len(n) > 0 && n[0]&0x1f == naluTypeIDR {
+					n = append([]byte{n[0]&^0x1f | 1}, n[1:]...)
+				}
 				if seiAt < 0 && len(n) > 0 && isVCL(n[0]&0x1f) {
 					seiAt = len(nalus)
 					nalus = append(nalus, nil)
@@ -179,4 +193,14 @@ func storeMax(a *atomic.Int64, v int64) {
 			return
 		}
 	}
+}
+
+// isIDR reports whether an access unit holds an IDR slice.
+func isIDR(nalus [][]byte) bool {
+	for _, n := range nalus {
+		if len(n) > 0 && n[0]&0x1f == naluTypeIDR {
+			return true
+		}
+	}
+	return false
 }

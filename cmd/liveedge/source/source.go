@@ -100,6 +100,7 @@ type Manager struct {
 
 	mu      sync.Mutex
 	hub     *hub.Hub
+	pending map[string]*config.Stream // wanted before Start: started by it
 	pulls   map[string]*pull
 	proxies map[string]*config.Stream // added at run time, by stream name
 	closed  bool
@@ -193,7 +194,13 @@ func (m *Manager) Start(h *hub.Hub) error {
 	}
 	m.mu.Lock()
 	m.hub = h
+	pending := m.pending
+	m.pending = nil
 	m.mu.Unlock()
+	// Viewers that came before Start (the listeners open first).
+	for name, e := range pending {
+		m.start(name, e)
+	}
 	cfg := m.config()
 	for i := range cfg.Streams {
 		e := &cfg.Streams[i]
@@ -237,7 +244,14 @@ func (m *Manager) Want(name string) {
 func (m *Manager) start(name string, e *config.Stream) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed || m.hub == nil || m.pulls[name] != nil {
+	if m.closed || m.pulls[name] != nil {
+		return
+	}
+	if m.hub == nil {
+		if m.pending == nil {
+			m.pending = map[string]*config.Stream{}
+		}
+		m.pending[name] = e
 		return
 	}
 	pl := &pull{m: m, name: name, entry: e, static: e.Mode == config.ModeStatic,

@@ -123,3 +123,46 @@ func TestOnDemandSharedAndIdleClosed(t *testing.T) {
 		t.Fatal("a pull started for a stream without an entry")
 	}
 }
+
+// TestWantBeforeStart: a viewer that arrives between the listeners
+// opening and Start (the hub asks for its stream before the manager has
+// the hub) gets its pull when Start runs, not a "stream not found".
+func TestWantBeforeStart(t *testing.T) {
+	cfg := config.Default()
+	cfg.Streams = []config.Stream{cfg.NewStream("live/*", config.ModeOnDemand, config.DemoOrigin)}
+	m, err := New(Params{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hub.New(hub.Params{Sourcer: m, StartTimeout: 5 * time.Second})
+	t.Cleanup(func() {
+		m.Close()
+		h.Close()
+	})
+	got := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		sub, err := h.Subscribe(ctx, "live/early", hub.Session{Protocol: "test"})
+		if err == nil {
+			_, err = sub.Next(ctx, nil)
+			sub.Close()
+		}
+		got <- err
+	}()
+	// The subscription is waiting for its stream (and has asked for it).
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if in, ok := h.Stream("live/early"); ok && in.Waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the viewer is not waiting")
+		}
+	}
+	if err := m.Start(h); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("viewer that came before Start: %v", err)
+	}
+}
