@@ -180,3 +180,32 @@ func TestChunkGuardEncrypted(t *testing.T) {
 		t.Fatalf("err %v, off %v", err, g.off)
 	}
 }
+
+// FuzzChunkGuard: any client byte stream, split at any point, neither
+// panics the guard nor lets it account for more than its budget without
+// failing the read.
+func FuzzChunkGuard(f *testing.F) {
+	f.Add([]byte{}, uint8(7))
+	f.Add(append(header0(3, 100, 20), make([]byte, 100)...), uint8(1))
+	f.Add(append(header0(2, 4, 1), 0x00, 0xff, 0xff, 0xff), uint8(3))              // Set Chunk Size 16 MiB
+	f.Add(append(header0(4, 0xffffff, 9), 0xc4, 0x01, 0x02, 0x03, 0x04), uint8(200)) // huge message, type 3 follow-up
+	f.Fuzz(func(t *testing.T, data []byte, step uint8) {
+		const budget = 64 << 10
+		g := newChunkGuard(nil, budget)
+		b := append(plainHandshake(), data...)
+		n := int(step)%97 + 1
+		for len(b) > 0 {
+			k := min(n, len(b))
+			if err := g.feed(b[:k]); err != nil {
+				if !errors.Is(err, ErrChunkBudget) && err.Error() == "" {
+					t.Fatalf("empty error")
+				}
+				return
+			}
+			if g.pending > budget {
+				t.Fatalf("guard holds %d bytes, over its budget %d, without failing", g.pending, budget)
+			}
+			b = b[k:]
+		}
+	})
+}
