@@ -47,8 +47,8 @@ type Node struct {
 	URLs map[string]string `json:"urls"`
 	// Viewers counts the node's viewers (every protocol but HLS).
 	Viewers int `json:"viewers"`
-	// EgressBps estimates the node's media egress: each stream's input
-	// bitrate times its viewers.
+	// EgressBps is the node's egress to viewers, framing included, over
+	// the last few seconds (every protocol the hub counts).
 	EgressBps int64 `json:"egress_bps"`
 	// CPU is the share of one core the process used since the previous
 	// heartbeat.
@@ -66,8 +66,9 @@ type StreamState struct {
 	Source string `json:"source"`
 	// Origin is the URL (without its query) the stream comes from, for
 	// a pull.
-	Origin    string `json:"origin,omitempty"`
-	BitrateIn int64  `json:"bitrate_in"`
+	Origin     string `json:"origin,omitempty"`
+	BitrateIn  int64  `json:"bitrate_in"`
+	BitrateOut int64  `json:"bitrate_out"` // to the node's viewers, every protocol
 }
 
 // Total returns the stream's viewers on the node.
@@ -110,15 +111,8 @@ type Cluster struct {
 	mu      sync.Mutex
 	claims  map[string]*claimLock // claims under way, by stream
 	leases  map[string]*Lease     // held, by stream
-	rates   map[string]rate       // per stream bytes-in samples, for bitrates
 	lastCPU cpuSample
 	nodes   []Node // as of the last heartbeat
-}
-
-type rate struct {
-	bytes uint64
-	at    time.Time
-	bps   int64
 }
 
 // New connects to Redis (lazily: a Redis that is down now only delays the
@@ -144,7 +138,7 @@ func New(p Params) (*Cluster, error) {
 	}
 	redis.SetLogger(redisLogger{p.Logger})
 	c := &Cluster{p: p, log: p.Logger.With("cluster", cfg.NodeID), rdb: redis.NewClient(opt),
-		prefix: cfg.KeyPrefix, leases: map[string]*Lease{}, claims: map[string]*claimLock{}, rates: map[string]rate{}}
+		prefix: cfg.KeyPrefix, leases: map[string]*Lease{}, claims: map[string]*claimLock{}}
 	c.self = SelfNode(cfg)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.lastCPU = readCPU()
@@ -282,9 +276,7 @@ func (c *Cluster) snapshot() Node {
 	cpu := readCPU()
 	n.CPU = cpu.since(c.lastCPU)
 	c.lastCPU = cpu
-	seen := map[string]bool{}
 	for _, in := range c.p.Hub.Streams() {
-		seen[in.Name] = true
 		st := StreamState{Viewers: map[string]int{}}
 		total := 0
 		for p, v := range in.Viewers {
@@ -293,15 +285,11 @@ func (c *Cluster) snapshot() Node {
 				total += v
 			}
 		}
-		r := c.rates[in.Name]
-		if !r.at.IsZero() && in.BytesIn >= r.bytes {
-			if dt := n.Updated.Sub(r.at).Seconds(); dt > 0 {
-				r.bps = int64(float64(in.BytesIn-r.bytes) * 8 / dt)
-			}
+		st.BitrateIn = int64(in.BitrateIn)
+		var out float64
+		for _, b := range in.BitrateOut {
+			out += b
 		}
-		r.bytes, r.at = in.BytesIn, n.Updated
-		c.rates[in.Name] = r
-		st.BitrateIn = r.bps
 		if c.p.Source != nil {
 			st.Source, st.Origin = c.p.Source(in)
 		} else if in.Producer != nil {
@@ -310,14 +298,10 @@ func (c *Cluster) snapshot() Node {
 				st.Source = "publish"
 			}
 		}
+		st.BitrateOut = int64(out)
 		n.Streams[in.Name] = st
 		n.Viewers += total
-		n.EgressBps += r.bps * int64(total)
-	}
-	for name := range c.rates {
-		if !seen[name] {
-			delete(c.rates, name)
-		}
+		n.EgressBps += int64(out)
 	}
 	return n
 }
