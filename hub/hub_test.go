@@ -1,6 +1,7 @@
 package hub_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -813,11 +814,19 @@ func TestCodecConfigChange(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHub(t, hub.Params{GOP: cacheLimitsLongLag()})
+			logs := &lockedBuffer{}
+			h := newHub(t, hub.Params{GOP: cacheLimitsLongLag(),
+				Logger: slog.New(slog.NewTextHandler(logs, nil))})
 			p := publish(t, h)
 			sub := subscribe(t, h, "test")
 			writeAll(t, p, frames[:20], 0)
 			before := sub.Tracks()
+			defer func() {
+				bad := strings.Contains(logs.String(), "in-band parameter sets do not parse")
+				if bad != (tc.name == "invalidSPS") {
+					t.Errorf("warning about unparsable parameter sets logged: %v; log:\n%s", bad, logs.String())
+				}
+			}()
 			// Keep the timeline going: the changed unit and 10 more.
 			shift := frames[20].DTS - tc.frame.DTS
 			if err := write(p, tc.frame, shift); err != nil {
@@ -1350,4 +1359,22 @@ func TestChurn(t *testing.T) {
 	if s := h.Streams(); len(s) != 0 {
 		t.Fatalf("streams left after everyone left: %+v", s)
 	}
+}
+
+// lockedBuffer is a log destination safe for concurrent writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

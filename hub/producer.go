@@ -184,7 +184,12 @@ func (s *Stream) updateH264Locked(nalus [][]byte) {
 	}
 	nt, err := NewH264Track(sps, pps)
 	if err != nil {
-		return // keep the configuration we have
+		// Keep the configuration we have; say so, at most every 10 s.
+		if now := time.Now(); now.Sub(s.badParamsLogged) >= 10*time.Second {
+			s.badParamsLogged = now
+			s.log.Warn("in-band parameter sets do not parse: keeping the configuration in use", "err", err)
+		}
+		return
 	}
 	s.setTracksLocked(nt, s.tracks.Audio)
 }

@@ -22,24 +22,25 @@ type Stream struct {
 	log  *slog.Logger
 	ring *cache.Ring[*Unit]
 
-	mu        sync.Mutex
-	producer  *Producer
-	producers int
-	tracks    *Tracks
-	ready     chan struct{} // closed once the stream has tracks
-	endc      chan struct{} // closed by end, wakes viewers waiting in subscribe
-	subs      map[*Subscriber]struct{}
-	waiting   int // viewers waiting in subscribe
-	ended     bool
-	grace     *time.Timer
-	tl        timeline
-	created   time.Time
-	clients   int                       // viewers under the limits (non-internal subscribers)
-	lastMedia time.Time                 // when the stream last took a unit
-	bytesIn   uint64                    // media bytes the stream took
-	lastProd  Session                   // the session of the latest producer
-	out       map[string]*atomic.Uint64 // bytes written to viewers, by protocol
-	rates     rates
+	mu              sync.Mutex
+	producer        *Producer
+	producers       int
+	tracks          *Tracks
+	ready           chan struct{} // closed once the stream has tracks
+	endc            chan struct{} // closed by end, wakes viewers waiting in subscribe
+	subs            map[*Subscriber]struct{}
+	waiting         int // viewers waiting in subscribe
+	ended           bool
+	grace           *time.Timer
+	tl              timeline
+	created         time.Time
+	clients         int                       // viewers under the limits (non-internal subscribers)
+	lastMedia       time.Time                 // when the stream last took a unit
+	badParamsLogged time.Time                 // when bad in-band parameter sets were last logged
+	bytesIn         uint64                    // media bytes the stream took
+	lastProd        Session                   // the session of the latest producer
+	out             map[string]*atomic.Uint64 // bytes written to viewers, by protocol
+	rates           rates
 
 	events streamEvents
 }

@@ -124,3 +124,63 @@ func TestAlwaysOn(t *testing.T) {
 		t.Fatal("always-on muxer closed for idleness")
 	}
 }
+
+// TestDirFailsMidStream: when hls.dir stops taking writes under a running
+// muxer (its directory replaced by a file here: ENOTDIR on the next
+// segment), the muxer goes on in memory instead of failing every write,
+// and new segments are served.
+func TestDirFailsMidStream(t *testing.T) {
+	dir := t.TempDir()
+	s, ts := testServer(t, Params{Dir: dir, Apps: map[string]Settings{"live": {Variant: MPEGTS, SegmentDuration: time.Second}}})
+	index := ts.URL + "/live/demo/index.m3u8"
+	if res, _ := get(t, http.MethodGet, index); res.StatusCode != http.StatusOK {
+		t.Fatalf("GET index = %d", res.StatusCode)
+	}
+	s.mu.Lock()
+	m := s.streams["live/demo"]
+	s.mu.Unlock()
+	m.mu.Lock()
+	mxDir := m.mxDir
+	m.mu.Unlock()
+	if mxDir == "" {
+		t.Fatal("the muxer does not use hls.dir")
+	}
+	if err := os.RemoveAll(mxDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(mxDir, []byte("not a directory"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m.mu.Lock()
+		d, mx := m.mxDir, m.mx
+		m.mu.Unlock()
+		if d == "" && mx != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("muxer still on %q 10 s after its directory became unusable", d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The in-memory muxer serves segments again.
+	for {
+		_, body := get(t, http.MethodGet, index)
+		if uris := playlistURIs(body); len(uris) > 0 {
+			media := resolve(t, index, uris[0])
+			_, body = get(t, http.MethodGet, media)
+			if segs := playlistURIs(body); len(segs) > 0 {
+				res, b := get(t, http.MethodGet, resolve(t, media, segs[len(segs)-1]))
+				if res.StatusCode == http.StatusOK && len(b) > 0 && b[0] == 0x47 {
+					break
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no segment served after the fallback to memory")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

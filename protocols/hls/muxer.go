@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -43,7 +44,8 @@ type streamMuxer struct {
 	done      chan struct{}
 	err       error
 
-	gz gzipCache // the last playlist, gzipped
+	gz  gzipCache // the last playlist, gzipped
+	seq sequence  // media sequence numbers served, across muxer restarts
 
 	active   atomic.Int64 // unix nanoseconds of the last request start or end
 	inflight atomic.Int64 // requests being served
@@ -51,6 +53,7 @@ type streamMuxer struct {
 	mu      sync.Mutex
 	mx      *gohlslib.Muxer
 	mxDir   string // mx's directory under Params.Dir, "" in memory
+	base    uint64 // added to mx's media sequence numbers (see sequence)
 	vari    Variant
 	closed  bool
 	viewers map[netip.Addr]time.Time
@@ -60,6 +63,7 @@ type streamMuxer struct {
 	tracks       *hub.Tracks
 	encErrs      int
 	lastEncLog   time.Time
+	inMemory     bool // hls.dir failed this muxer: segments stay in memory
 }
 
 func newStreamMuxer(s *Server, name string, set Settings) *streamMuxer {
@@ -141,9 +145,10 @@ func (m *streamMuxer) close() {
 	m.cancel()
 }
 
-// wait returns the muxer once it has a playlist, waiting for the stream to
-// start (the hub's start timeout) and then for the first segment, bounded.
-func (m *streamMuxer) wait(ctx context.Context) (*gohlslib.Muxer, error) {
+// wait returns the muxer, and the offset of its media sequence numbers,
+// once it has a playlist, waiting for the stream to start (the hub's
+// start timeout) and then for the first segment, bounded.
+func (m *streamMuxer) wait(ctx context.Context) (*gohlslib.Muxer, uint64, error) {
 	select {
 	case <-m.ready:
 	default:
@@ -152,19 +157,19 @@ func (m *streamMuxer) wait(ctx context.Context) (*gohlslib.Muxer, error) {
 		select {
 		case <-m.ready:
 		case <-m.done:
-			return nil, m.err
+			return nil, 0, m.err
 		case <-t.C:
-			return nil, errNotReady
+			return nil, 0, errNotReady
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, 0, ctx.Err()
 		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed || m.mx == nil {
-		return nil, hub.ErrStreamEnded
+		return nil, 0, hub.ErrStreamEnded
 	}
-	return m.mx, nil
+	return m.mx, m.base, nil
 }
 
 // run subscribes to the stream and feeds the muxer until the stream ends,
@@ -221,6 +226,9 @@ func (m *streamMuxer) write(u *hub.Unit) error {
 			if err := m.restart(u.Tracks); err != nil {
 				return err
 			}
+			if m.tracks != nil {
+				m.log.Info("codec configuration changed, muxer restarted")
+			}
 		}
 		m.tracks = u.Tracks
 	}
@@ -254,9 +262,33 @@ func (m *streamMuxer) write(u *hub.Unit) error {
 		}
 	}
 	if err != nil {
+		if m.dirFailed(err) {
+			// The muxer cannot go on after a failed write: a new one
+			// keeps its segments in memory, from the next keyframe.
+			return m.restart(u.Tracks)
+		}
 		m.encodeError(err)
 	}
 	return nil
+}
+
+// dirFailed reports whether err is a failure to write a segment, part or
+// playlist file under hls.dir (the disk full, the directory removed or
+// read-only), and if so logs it and switches the muxer to memory.
+func (m *streamMuxer) dirFailed(err error) bool {
+	var pe *fs.PathError
+	if m.inMemory || !errors.As(err, &pe) {
+		return false
+	}
+	m.mu.Lock()
+	dir := m.mxDir
+	m.mu.Unlock()
+	if dir == "" {
+		return false
+	}
+	m.log.Error("hls.dir write failed, keeping this stream's segments in memory", "dir", dir, "err", err)
+	m.inMemory = true
+	return true
 }
 
 // encodeError counts muxing problems and logs at most one line in 10 s.
@@ -295,7 +327,10 @@ func (m *streamMuxer) restart(t *hub.Tracks) error {
 		m.log.Warn("MPEG-TS HLS carries H.264 and AAC only; using fMP4 segments")
 		vari = FMP4
 	}
-	dir := m.s.muxerDir(m.name)
+	dir := ""
+	if !m.inMemory {
+		dir = m.s.muxerDir(m.name)
+	}
 	mx := &gohlslib.Muxer{
 		Variant:            muxerVariant(vari),
 		SegmentCount:       m.set.SegmentCount,
@@ -321,6 +356,9 @@ func (m *streamMuxer) restart(t *hub.Tracks) error {
 	old, oldDir, closed := m.mx, m.mxDir, m.closed
 	if !closed {
 		m.mx, m.mxDir, m.vari = mx, dir, vari
+		if old != nil {
+			m.base = m.seq.baseFor(vari == LowLatency)
+		}
 	}
 	m.mu.Unlock()
 	if old != nil {
@@ -333,9 +371,6 @@ func (m *streamMuxer) restart(t *hub.Tracks) error {
 		return hub.ErrStreamEnded
 	}
 	m.video, m.audio = video, audio
-	if old != nil {
-		m.log.Info("codec configuration changed, muxer restarted")
-	}
 	m.s.wg.Add(1)
 	go m.watchReady(mx)
 	return nil

@@ -354,7 +354,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m.touch(ip)
 	defer m.touch(netip.Addr{})
 
-	mx, err := m.wait(r.Context())
+	mx, base, err := m.wait(r.Context())
 	if err != nil {
 		switch {
 		case errors.Is(err, hub.ErrNotFound), errors.Is(err, hub.ErrStreamEnded), errors.Is(err, hub.ErrInvalidName):
@@ -377,11 +377,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	*r2 = *r
 	u := *r.URL
 	u.Path, u.RawPath = "/"+hp.file, ""
+	if hp.kind == kindMediaPlaylist {
+		mapDirectives(q, base, m.variant() == LowLatency)
+	}
 	u.RawQuery = s.forwardQuery(q, hp.kind == kindMediaPlaylist && m.variant() != MPEGTS)
 	r2.URL = &u
 
 	rw := newResponseWriter(w, r, hp.kind, &m.gz)
 	mx.Handle(rw, r2)
+	if hp.kind == kindMediaPlaylist && rw.status == http.StatusOK {
+		// Numbers go on across muxer restarts (see sequence).
+		if pl := m.seq.rewrite(rw.buf.Bytes(), base); base > 0 {
+			rw.buf.Reset()
+			rw.buf.Write(pl)
+		}
+	}
 	rw.finish(m.isClosed())
 	// HLS clients hold no subscription: the stream's bytes out are
 	// counted per response.

@@ -187,7 +187,7 @@ func TestChunkGuardEncrypted(t *testing.T) {
 func FuzzChunkGuard(f *testing.F) {
 	f.Add([]byte{}, uint8(7))
 	f.Add(append(header0(3, 100, 20), make([]byte, 100)...), uint8(1))
-	f.Add(append(header0(2, 4, 1), 0x00, 0xff, 0xff, 0xff), uint8(3))              // Set Chunk Size 16 MiB
+	f.Add(append(header0(2, 4, 1), 0x00, 0xff, 0xff, 0xff), uint8(3))                // Set Chunk Size 16 MiB
 	f.Add(append(header0(4, 0xffffff, 9), 0xc4, 0x01, 0x02, 0x03, 0x04), uint8(200)) // huge message, type 3 follow-up
 	f.Fuzz(func(t *testing.T, data []byte, step uint8) {
 		const budget = 64 << 10

@@ -42,7 +42,15 @@ func (s *Server) publish(log *slog.Logger, nc net.Conn, sc *gortmplib.ServerConn
 	}()
 	defer func() { close(stop); <-watcher }()
 
-	r := &gortmplib.Reader{Conn: sc}
+	if err := sc.AcceptAction(); err != nil {
+		return
+	}
+	// originConn ends the track detection once the announced tracks are
+	// configured, as for a pull, instead of after two seconds of media
+	// (which a publisher reconnecting under the same name would cost its
+	// viewers), and remembers read errors (see badMedia).
+	rc := &originConn{Conn: sc}
+	r := &gortmplib.Reader{Conn: rc}
 	if err := r.Initialize(); err != nil {
 		log.Warn("publish failed: no usable tracks", "err", err)
 		return
@@ -55,9 +63,14 @@ func (s *Server) publish(log *slog.Logger, nc net.Conn, sc *gortmplib.ServerConn
 	log.Info("publishing")
 	nc.SetWriteDeadline(time.Time{})
 	start := time.Now()
+	bad := badMedia{log: log}
 	for {
 		nc.SetReadDeadline(time.Now().Add(s.p.ReadTimeout))
 		if err = r.Read(); err != nil {
+			if rc.err == nil {
+				bad.drop(err) // a message read whole but not decodable
+				continue
+			}
 			break
 		}
 	}
@@ -67,7 +80,7 @@ func (s *Server) publish(log *slog.Logger, nc net.Conn, sc *gortmplib.ServerConn
 	default:
 	}
 	log.Info("publisher left", "reason", err, "duration", time.Since(start).Round(time.Millisecond),
-		"bytes", sc.BytesReceived())
+		"bytes", sc.BytesReceived(), "undecodable", bad.total)
 }
 
 // mediaSink is what bindTracks feeds: a *hub.Producer, or a wrapper of one.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"strings"
@@ -58,6 +59,9 @@ type PullOptions struct {
 	// OnMedia, if set, is called once, from the pull's goroutine, when the
 	// stream has taken the first media unit (the first keyframe).
 	OnMedia func()
+	// Logger receives the summary of undecodable media the origin sent;
+	// nil means slog.Default().
+	Logger *slog.Logger
 }
 
 func (o *PullOptions) defaults() {
@@ -74,6 +78,9 @@ func (o *PullOptions) defaults() {
 	if o.Dialer == nil {
 		o.Dialer = &net.Dialer{KeepAlive: 15 * time.Second}
 	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
 }
 
 // PullConn is a playing connection to an origin whose codec configuration
@@ -86,6 +93,7 @@ type PullConn struct {
 	reader *gortmplib.Reader
 	rtt    time.Duration
 	sink   *pullSink // bound to the reader by Preroll or Run
+	bad    badMedia  // undecodable messages, dropped
 }
 
 // DialPull connects to an RTMP origin and plays rawURL
@@ -135,7 +143,8 @@ func DialPull(ctx context.Context, rawURL string, opts PullOptions) (*PullConn, 
 		c.Close()
 		return nil, fmt.Errorf("%w: reading the codec configuration: %w", ErrConnectFailed, netErr(err, oc))
 	}
-	return &PullConn{url: rawURL, opts: opts, client: c, conn: oc, reader: r, rtt: rtt}, nil
+	return &PullConn{url: rawURL, opts: opts, client: c, conn: oc, reader: r, rtt: rtt,
+		bad: badMedia{log: opts.Logger.With("proto", "rtmp", "origin", RedactURL(rawURL))}}, nil
 }
 
 // SetOnMedia replaces PullOptions.OnMedia; call it before Run.
@@ -190,6 +199,12 @@ func (c *PullConn) read(nc net.Conn) error {
 	}
 	nc.SetReadDeadline(deadline)
 	err := c.reader.Read()
+	if err != nil && c.conn.err == nil {
+		// A message read whole but not decodable (a truncated access
+		// unit): dropped; the stall and keyframe watchdogs still apply.
+		c.bad.drop(err)
+		err = nil
+	}
 	if err == nil {
 		return k.overdue(stall, key)
 	}
@@ -233,6 +248,7 @@ func (c *PullConn) Run(ctx context.Context, p *hub.Producer) error {
 	} else if err := c.sink.attach(p, c.opts.OnMedia); err != nil {
 		return fmt.Errorf("%w: %w", ErrConnectFailed, err)
 	}
+	c.bad.log = c.bad.log.With("stream", p.Stream())
 	var err error
 	for err == nil {
 		err = c.read(nc)
@@ -444,16 +460,20 @@ func (s *pullSink) overdue(stall, keyTimeout time.Duration) error {
 // has not sent both a video and an audio configuration.
 const fastStartAfter = time.Second
 
-// originConn is the client connection as the gortmplib reader sees it. It
-// ends the reader's track detection as soon as the announced tracks are
-// configured (the reader otherwise waits for two seconds of media), and it
-// turns an error or end-of-stream status from the origin into an error.
+// originConn is the connection as the gortmplib reader sees it: an origin
+// pull's client connection, or a publisher's server connection. It ends
+// the reader's track detection as soon as the announced tracks are
+// configured (the reader otherwise waits for two seconds of media), it
+// turns an error or end-of-stream status from the origin into an error,
+// and it keeps the error of its last read (nil: a reader error is a
+// message that arrived whole but did not decode, see badMedia).
 type originConn struct {
 	gortmplib.Conn
 
 	detected bool
 	pending  message.Message
 	status   string // the origin's error status, if it sent one
+	err      error  // what the last Read returned
 
 	haveMeta           bool
 	wantVideo          bool
@@ -464,6 +484,12 @@ type originConn struct {
 }
 
 func (c *originConn) Read() (message.Message, error) {
+	msg, err := c.read()
+	c.err = err
+	return msg, err
+}
+
+func (c *originConn) read() (message.Message, error) {
 	if c.pending != nil {
 		m := c.pending
 		c.pending = nil

@@ -92,7 +92,7 @@ func (pl *pull) attemptSibling(ctx context.Context, p *hub.Producer, sibling str
 		u = signed
 	}
 	conn, err := dialUpstream(ctx, u, pullOptions{stall: pl.entry.StallTimeout.Std(),
-		keyframe: pl.entry.KeyframeTimeout.Std(), connect: pl.m.p.ConnectTimeout, dialer: pl.m.p.Dialer})
+		keyframe: pl.entry.KeyframeTimeout.Std(), connect: pl.m.p.ConnectTimeout, dialer: pl.m.p.Dialer, log: pl.log})
 	if err == nil {
 		connected()
 		err = pl.feed(ctx, conn, p, onMedia)

@@ -376,7 +376,7 @@ func (pl *pull) dial(ctx context.Context, origin string) (upstream, error) {
 		}
 	}
 	conn, err := dialUpstream(ctx, u, pullOptions{stall: pl.entry.StallTimeout.Std(),
-		keyframe: pl.entry.KeyframeTimeout.Std(), connect: pl.m.p.ConnectTimeout, dialer: pl.dialer})
+		keyframe: pl.entry.KeyframeTimeout.Std(), connect: pl.m.p.ConnectTimeout, dialer: pl.dialer, log: pl.log})
 	return conn, pl.egress.bindError(origin, err)
 }
 

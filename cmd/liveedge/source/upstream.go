@@ -3,6 +3,7 @@ package source
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"time"
@@ -33,6 +34,7 @@ func isRTSP(origin string) bool {
 type pullOptions struct {
 	stall, keyframe, connect time.Duration
 	dialer                   *net.Dialer
+	log                      *slog.Logger // the pull's
 }
 
 // dialUpstream connects to origin u (already signed) over its protocol.
@@ -46,7 +48,7 @@ func dialUpstream(ctx context.Context, u string, o pullOptions) (upstream, error
 		return c, nil
 	}
 	c, err := rtmp.DialPull(ctx, u, rtmp.PullOptions{StallTimeout: o.stall, KeyframeTimeout: o.keyframe,
-		ConnectTimeout: o.connect, Dialer: o.dialer})
+		ConnectTimeout: o.connect, Dialer: o.dialer, Logger: o.log})
 	if err != nil {
 		return nil, err
 	}
