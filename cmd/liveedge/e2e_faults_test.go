@@ -258,7 +258,7 @@ streams:
 	demoV.reset()
 	bad := watch(t, s.url("live/bad"))
 	bad.waitFrames(t, 100, 15*time.Second) // four seconds, across the bad header and ~15 truncated units
-	t.Logf("dropped: %s", s.waitLog(t, `undecodable media dropped .*stream=live/bad .*err="unable to decode AVCC`, 2*time.Second))
+	t.Logf("dropped: %s", s.waitLog(t, `msg="undecodable media dropped" stream=live/bad .*err="unable to decode AVCC`, 2*time.Second))
 	frames, truncated, garbled, badHeaders, err := pub.state()
 	if err != nil {
 		t.Fatalf("corrupt publisher: %v", err)

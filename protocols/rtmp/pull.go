@@ -59,8 +59,9 @@ type PullOptions struct {
 	// OnMedia, if set, is called once, from the pull's goroutine, when the
 	// stream has taken the first media unit (the first keyframe).
 	OnMedia func()
-	// Logger receives the summary of undecodable media the origin sent;
-	// nil means slog.Default().
+	// Logger receives the summary of undecodable media the origin sent
+	// (a pull passes its own, which names the stream); nil means
+	// slog.Default().
 	Logger *slog.Logger
 }
 
@@ -248,7 +249,6 @@ func (c *PullConn) Run(ctx context.Context, p *hub.Producer) error {
 	} else if err := c.sink.attach(p, c.opts.OnMedia); err != nil {
 		return fmt.Errorf("%w: %w", ErrConnectFailed, err)
 	}
-	c.bad.log = c.bad.log.With("stream", p.Stream())
 	var err error
 	for err == nil {
 		err = c.read(nc)

@@ -106,13 +106,14 @@ type Cluster struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	up      atomic.Bool // the last heartbeat reached Redis
-	state   string      // "", "up" or "down": what the log said last
-	mu      sync.Mutex
-	claims  map[string]*claimLock // claims under way, by stream
-	leases  map[string]*Lease     // held, by stream
-	lastCPU cpuSample
-	nodes   []Node // as of the last heartbeat
+	up         atomic.Bool // the last heartbeat reached Redis
+	registered atomic.Bool // a heartbeat reached Redis once
+	state      string      // "", "up" or "down": what the log said last
+	mu         sync.Mutex
+	claims     map[string]*claimLock // claims under way, by stream
+	leases     map[string]*Lease     // held, by stream
+	lastCPU    cpuSample
+	nodes      []Node // as of the last heartbeat
 }
 
 // New connects to Redis (lazily: a Redis that is down now only delays the
@@ -229,6 +230,9 @@ func (c *Cluster) heartbeat() {
 	pipe.ZRemRangeByScore(ctx, c.key("nodes"), "-inf", strconv.FormatInt(now.UnixMilli(), 10))
 	_, err = pipe.Exec(ctx)
 	c.setUp(err)
+	if err == nil {
+		c.registered.Store(true)
+	}
 	if err != nil {
 		return
 	}

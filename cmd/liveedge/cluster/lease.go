@@ -129,6 +129,11 @@ func (l *Lease) renew(ctx context.Context) {
 // not answer: the caller runs standalone.
 func (c *Cluster) Claim(ctx context.Context, stream, dead string) (source.Lease, string, error) {
 	defer c.lockClaim(stream)()
+	if !c.registered.Load() {
+		// A lease without the node's registration would look like the
+		// lease of a dead node to the others: register first.
+		c.heartbeat()
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	key := c.key("lease:" + stream)
