@@ -64,7 +64,15 @@ func Load(path string) (*Config, error) {
 //
 // Parse neither reads the environment (see ApplyEnv) nor validates (see
 // Validate).
-func Parse(data []byte) (*Config, error) {
+func Parse(data []byte) (c *Config, err error) {
+	// The YAML library panics on some malformed input (a bare "!" tag on
+	// a sequence item, found by FuzzParse): a bad file is an error, never
+	// a crash, also when it comes through a reload.
+	defer func() {
+		if r := recover(); r != nil {
+			c, err = nil, &ParseError{Msg: fmt.Sprintf("malformed YAML (the parser failed: %v)", r)}
+		}
+	}()
 	file, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		return nil, parseError(err)
@@ -79,7 +87,7 @@ func Parse(data []byte) (*Config, error) {
 		}
 		body = doc.Body
 	}
-	c := Default()
+	c = Default()
 	if body == nil {
 		return c, nil
 	}
