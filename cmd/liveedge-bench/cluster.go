@@ -84,16 +84,12 @@ func runCluster(ctx context.Context, o *clusterOptions, server string, keepLogs 
 			return 2
 		}
 	}
-	dir, err := os.MkdirTemp("", "liveedge-cluster-")
+	dir, done, err := runDir("liveedge-cluster-", keepLogs, stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, "liveedge-bench:", err)
 		return 1
 	}
-	if keepLogs {
-		defer fmt.Fprintf(stdout, "logs: %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer done()
 	ctx, cancel := context.WithTimeout(ctx, o.limit)
 	defer cancel()
 	b := &clusterBench{opts: o, dir: dir, log: stderr, bin: server}

@@ -78,16 +78,12 @@ func runFailover(ctx context.Context, f *failoverOptions, server string, keepLog
 		fmt.Fprintf(stderr, "liveedge-bench: -server: %v\n", err)
 		return 2
 	}
-	dir, err := os.MkdirTemp("", "liveedge-failover-")
+	dir, done, err := runDir("liveedge-failover-", keepLogs, stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, "liveedge-bench:", err)
 		return 1
 	}
-	if keepLogs {
-		defer fmt.Fprintf(stdout, "logs: %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer done()
 	ctx, cancel := context.WithTimeout(ctx, f.limit)
 	defer cancel()
 	b := &failoverBench{opts: f, dir: dir, log: stderr}

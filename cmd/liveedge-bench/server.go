@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -222,4 +223,16 @@ func tail(b []byte, n int) string {
 		b = b[len(b)-n:]
 	}
 	return string(b)
+}
+
+// runDir makes the working directory of a special run (failover,
+// cluster, soak). done removes it, or, with keepLogs, prints where it is.
+func runDir(prefix string, keepLogs bool, stdout io.Writer) (dir string, done func(), err error) {
+	if dir, err = os.MkdirTemp("", prefix); err != nil {
+		return "", nil, err
+	}
+	if keepLogs {
+		return dir, func() { fmt.Fprintf(stdout, "logs: %s\n", dir) }, nil
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
 }

@@ -99,16 +99,12 @@ func runSoak(ctx context.Context, o *soakOptions, server string, keepLogs bool, 
 	if lim, err := raiseNoFile(); err != nil || lim < uint64(o.viewers)*2+512 {
 		fmt.Fprintf(stderr, "liveedge-bench: warning: open-file limit %d (%v) may not fit %d viewers\n", lim, err, o.viewers)
 	}
-	dir, err := os.MkdirTemp("", "liveedge-soak-")
+	dir, done, err := runDir("liveedge-soak-", keepLogs, stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, "liveedge-bench:", err)
 		return 1
 	}
-	if keepLogs {
-		defer fmt.Fprintf(stdout, "logs: %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer done()
 	b := &soakBench{opts: o, dir: dir, log: stderr, ttff: map[string][]time.Duration{}, noFrame: map[string]int{}}
 	defer b.close()
 	start := time.Now()

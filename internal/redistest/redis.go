@@ -6,7 +6,6 @@ package redistest
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -136,17 +135,4 @@ func (r *Redis) Relaunch() error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return err
-}
-
-// Pid returns the server's process id.
-func (r *Redis) Pid() int { return r.cmd.Process.Pid }
-
-// Up reports whether the server accepts connections.
-func (r *Redis) Up() bool {
-	c, err := net.DialTimeout("tcp", r.Addr, 200*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
 }

@@ -18,20 +18,7 @@ import (
 // NAL units) keeps publishing: the bad messages are dropped and counted,
 // every good frame reaches the stream.
 func TestPublishDropsUndecodableMedia(t *testing.T) {
-	env := newTestEnv(t, Params{}, hub.Params{StartTimeout: 5 * time.Second})
-	clip, err := demo.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &gortmplib.Client{URL: env.url("live/bad"), Publish: true}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.Initialize(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	track := &gortmplib.Track{Codec: &codecs.H264{SPS: clip.Video.SPS, PPS: clip.Video.PPS}}
-	w := &gortmplib.Writer{Conn: c, Tracks: []*gortmplib.Track{track}}
+	env, clip, c, track, w := h264Publisher(t, "live/bad")
 	if err := w.Initialize(); err != nil {
 		t.Fatal(err)
 	}
@@ -76,20 +63,7 @@ func TestPublishDropsUndecodableMedia(t *testing.T) {
 // otherwise): a publisher reconnecting under the same name costs its
 // viewers that much less. Media is paced in real time.
 func TestPublishStartsWithoutWaiting(t *testing.T) {
-	env := newTestEnv(t, Params{}, hub.Params{StartTimeout: 5 * time.Second})
-	clip, err := demo.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &gortmplib.Client{URL: env.url("live/fast"), Publish: true}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.Initialize(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	track := &gortmplib.Track{Codec: &codecs.H264{SPS: clip.Video.SPS, PPS: clip.Video.PPS}}
-	w := &gortmplib.Writer{Conn: c, Tracks: []*gortmplib.Track{track}}
+	env, clip, _, track, w := h264Publisher(t, "live/fast")
 	start := time.Now()
 	if err := w.Initialize(); err != nil {
 		t.Fatal(err)
@@ -112,4 +86,25 @@ func TestPublishStartsWithoutWaiting(t *testing.T) {
 		}
 	}
 	t.Fatal("the stream never went live")
+}
+
+// h264Publisher connects a gortmplib publisher of name to a new server
+// and returns it with a writer for the demo clip's H.264 track, not yet
+// initialized (the caller times that).
+func h264Publisher(t *testing.T, name string) (*testEnv, *demo.Clip, *gortmplib.Client, *gortmplib.Track, *gortmplib.Writer) {
+	t.Helper()
+	env := newTestEnv(t, Params{}, hub.Params{StartTimeout: 5 * time.Second})
+	clip, err := demo.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &gortmplib.Client{URL: env.url(name), Publish: true}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Initialize(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	track := &gortmplib.Track{Codec: &codecs.H264{SPS: clip.Video.SPS, PPS: clip.Video.PPS}}
+	return env, clip, c, track, &gortmplib.Writer{Conn: c, Tracks: []*gortmplib.Track{track}}
 }

@@ -106,7 +106,6 @@ type Cluster struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	up         atomic.Bool // the last heartbeat reached Redis
 	registered atomic.Bool // a heartbeat reached Redis once
 	state      string      // "", "up" or "down": what the log said last
 	mu         sync.Mutex
@@ -248,7 +247,6 @@ func (c *Cluster) setUp(err error) {
 	if err != nil && c.ctx.Err() != nil {
 		return
 	}
-	c.up.Store(err == nil)
 	c.mu.Lock()
 	prev := c.state
 	if err != nil {
@@ -266,9 +264,6 @@ func (c *Cluster) setUp(err error) {
 		c.log.Info("cluster: registered", "region", c.self.Region, "urls", c.self.URLs)
 	}
 }
-
-// Up reports whether the last heartbeat reached Redis.
-func (c *Cluster) Up() bool { return c.up.Load() }
 
 // snapshot builds the node's registration from the hub.
 func (c *Cluster) snapshot() Node {
