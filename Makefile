@@ -111,16 +111,21 @@ bench-memory: build
 soak: build tools
 	./$(BIN)/liveedge-bench -server ./$(BIN)/liveedge -soak $(SOAK) $(SOAK_FLAGS)
 
-# Runs every Fuzz* target of every package for FUZZTIME each.
+# Runs every Fuzz* target of every package for FUZZTIME each, FUZZPARALLEL
+# workers (default: one per core). A target that finds a crasher does not stop
+# the others; the run fails at the end, and the crasher is left under the
+# package's testdata/fuzz for `go test` to replay.
 fuzz:
-	@set -e; \
+	@failed=""; \
 	for pkg in $$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); do \
-		list=$$($(GO) test -list '^Fuzz' $$pkg); \
+		list=$$($(GO) test -list '^Fuzz' $$pkg) || exit 1; \
 		for fn in $$(printf '%s\n' "$$list" | grep '^Fuzz' || true); do \
-			echo "== fuzz $$pkg $$fn ($(FUZZTIME))"; \
-			$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s $$pkg; \
+			echo "== fuzz $$pkg $$fn ($(FUZZTIME)) $$(date -u +%H:%M:%S)"; \
+			$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s \
+				$(if $(FUZZPARALLEL),-parallel=$(FUZZPARALLEL)) $$pkg || failed="$$failed $$fn"; \
 		done; \
-	done
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashers in:$$failed"; exit 1; fi
 
 clean:
 	rm -rf $(BIN) coverage.out coverage.html cover.out *.coverprofile
