@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -31,6 +34,7 @@ type options struct {
 	connectCap  time.Duration
 	keepLogs    bool
 	logDir      string // where per-run server logs go
+	profileDir  string // where heap profiles taken after each window go ("": none)
 	probes      int
 	verbose     bool
 }
@@ -269,6 +273,9 @@ func runOne(ctx context.Context, o *options, clip *demo.Clip, kind viewerKind, s
 	if l := kind.listener(); l != "rtmp" {
 		listeners = append(listeners, l)
 	}
+	if o.profileDir != "" {
+		listeners = append(listeners, "admin") // serves /debug/pprof/
+	}
 	var extra []string
 	if kc, ok := kind.(kindConfigurer); ok {
 		extra = append(extra, kc.configExtra())
@@ -431,6 +438,14 @@ func runOne(ctx context.Context, o *options, clip *demo.Clip, kind viewerKind, s
 	if err != nil {
 		return nil, fmt.Errorf("window: %w", err)
 	}
+	if o.profileDir != "" {
+		prefix := filepath.Join(o.profileDir, fmt.Sprintf("%s-%d-%d", kind.listener(), spec.Viewers, rep))
+		if err := saveProfiles(ctx, srv.addrs["admin"], prefix); err != nil {
+			res.Notes = append(res.Notes, "profiles: "+err.Error())
+		} else {
+			logf("profiles: %s.{heap,goroutine,metrics}", prefix)
+		}
+	}
 	pb1, vb1, rq1 := pub.bytes.Load(), recvBytes(), recvReqs()
 	res.ReqPerSec = num(float64(rq1-rq0) / win.duration.Seconds())
 	res.PubMaxLate = num(ms(time.Duration(pub.maxLate.Load())))
@@ -584,4 +599,45 @@ func shortErr(err error) string {
 		s = s[:120]
 	}
 	return s
+}
+
+// saveProfiles writes the server's heap and goroutine profiles and its
+// metrics (the Go runtime's memory figures among them), from its admin
+// listener, to prefix.heap, prefix.goroutine and prefix.metrics.
+func saveProfiles(ctx context.Context, admin, prefix string) error {
+	for _, p := range []struct{ path, ext string }{
+		{"/debug/pprof/heap", "heap"}, {"/debug/pprof/goroutine", "goroutine"}, {"/metrics", "metrics"},
+	} {
+		if err := saveURL(ctx, "http://"+admin+p.path, prefix+"."+p.ext); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// saveURL writes the body of a GET of u to path.
+func saveURL(ctx context.Context, u, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -52,9 +52,9 @@ func serverConfig(listeners []string) string {
 rtmp: {listen: %q}
 rtsp: %s
 http: {listen: %q}
-admin: {listen: %q}
+admin: {listen: %q, pprof: %t}
 streams: []
-`, addr("rtmp"), rtsp, addr("http"), addr("admin"))
+`, addr("rtmp"), rtsp, addr("http"), addr("admin"), addr("admin") != "")
 }
 
 var listeningRE = regexp.MustCompile(`msg=listening proto=(\S+) addr=(\S+)`)

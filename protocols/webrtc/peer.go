@@ -364,7 +364,7 @@ func (p *peer) run() {
 	if !ok {
 		return
 	}
-	vs.hist = newHistory(int(p.srv.p.NACKHistory), vs.ws)
+	vs.hist = newHistory(int(p.srv.p.NACKHistory), vs.pt, vs.ssrc, vs.ws)
 	p.vhist.Store(vs.hist)
 	var as sender
 	haveAudio := false

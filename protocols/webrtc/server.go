@@ -318,6 +318,11 @@ func (s *Server) newAPI() (*webrtc.API, error) {
 	reg.Add(sr)
 
 	se := webrtc.SettingEngine{LoggerFactory: plog}
+	inet, err := newIfaceNet()
+	if err != nil {
+		return nil, err
+	}
+	se.SetNet(inet)
 	se.SetICEUDPMux(s.mux)
 	nets := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
 	if s.tcpMux != nil {

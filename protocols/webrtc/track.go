@@ -108,7 +108,7 @@ func (s *sender) write(payloads [][]byte, ts uint32, marker bool) (int, error) {
 			SSRC: s.ssrc, Marker: marker && i == len(payloads)-1}
 		s.seq++
 		if s.hist != nil {
-			s.hist.put(h, p)
+			s.hist.put(h.SequenceNumber, ts, h.Marker, p)
 		}
 		if _, err := s.ws.WriteRTP(&h, p); err != nil {
 			return n, err
@@ -119,32 +119,36 @@ func (s *sender) write(payloads [][]byte, ts uint32, marker bool) (int, error) {
 }
 
 // history is a peer's record of the packets it sent, to answer NACKs: per
-// sequence number the header it had and the stream's shared payload (no
-// copy; every peer of the stream points at the same bytes). It costs a
-// peer a few dozen bytes per entry, not a copy of each packet.
+// sequence number what of the header varies (timestamp, marker) and the
+// stream's shared payload (no copy; every peer of the stream points at the
+// same bytes). An entry is 32 bytes, 16 KiB for the default 512 packets.
 type history struct {
 	mu      sync.Mutex
 	entries []histEntry // len is a power of two
+	pt      uint8
+	ssrc    uint32
 	ws      webrtc.TrackLocalWriter
 }
 
 type histEntry struct {
-	h       rtp.Header
 	payload []byte
+	ts      uint32
+	seq     uint16
+	marker  bool
 	set     bool
 }
 
-func newHistory(size int, ws webrtc.TrackLocalWriter) *history {
+func newHistory(size int, pt uint8, ssrc uint32, ws webrtc.TrackLocalWriter) *history {
 	n := 1
 	for n < size {
 		n <<= 1
 	}
-	return &history{entries: make([]histEntry, n), ws: ws}
+	return &history{entries: make([]histEntry, n), pt: pt, ssrc: ssrc, ws: ws}
 }
 
-func (h *history) put(hdr rtp.Header, payload []byte) {
+func (h *history) put(seq uint16, ts uint32, marker bool, payload []byte) {
 	h.mu.Lock()
-	h.entries[int(hdr.SequenceNumber)&(len(h.entries)-1)] = histEntry{h: hdr, payload: payload, set: true}
+	h.entries[int(seq)&(len(h.entries)-1)] = histEntry{payload: payload, ts: ts, seq: seq, marker: marker, set: true}
 	h.mu.Unlock()
 }
 
@@ -154,9 +158,10 @@ func (h *history) resend(seq uint16) (bool, error) {
 	h.mu.Lock()
 	e := h.entries[int(seq)&(len(h.entries)-1)]
 	h.mu.Unlock()
-	if !e.set || e.h.SequenceNumber != seq {
+	if !e.set || e.seq != seq {
 		return false, nil
 	}
-	_, err := h.ws.WriteRTP(&e.h, e.payload)
+	hdr := rtp.Header{Version: 2, PayloadType: h.pt, SequenceNumber: seq, Timestamp: e.ts, SSRC: h.ssrc, Marker: e.marker}
+	_, err := h.ws.WriteRTP(&hdr, e.payload)
 	return err == nil, err
 }

@@ -821,3 +821,25 @@ func TestConfigFollowsReload(t *testing.T) {
 		t.Errorf("stream view lacks bitrates: %s", r.body)
 	}
 }
+
+// TestPprof: the runtime profiles are served only when admin.pprof is on,
+// and then behind the secret like every other endpoint.
+func TestPprof(t *testing.T) {
+	off := newEnv(t, nil)
+	if r := off.get(t, "/debug/pprof/heap"); r.code != http.StatusNotFound {
+		t.Errorf("pprof off: GET /debug/pprof/heap = %d, want 404", r.code)
+	}
+	const secret = "s3cret"
+	on := newEnv(t, func(c *config.Config) { c.Admin.Secret = secret; c.Admin.Pprof = true })
+	if r := on.get(t, "/debug/pprof/heap"); r.code != http.StatusUnauthorized {
+		t.Errorf("pprof on, no secret: GET /debug/pprof/heap = %d, want 401", r.code)
+	}
+	r := on.do(t, "GET", "/debug/pprof/heap", "", secret)
+	if r.code != http.StatusOK || len(r.body) == 0 {
+		t.Errorf("pprof on: GET /debug/pprof/heap = %d (%d bytes), want 200 and a profile", r.code, len(r.body))
+	}
+	if r := on.do(t, "GET", "/debug/pprof/goroutine?debug=1", "", secret); r.code != http.StatusOK ||
+		!strings.Contains(string(r.body), "goroutine profile") {
+		t.Errorf("pprof on: goroutine profile = %d %.80q", r.code, r.body)
+	}
+}

@@ -27,6 +27,9 @@ type AdminConfig struct {
 	// the metrics (those with the most viewers); the others are summed
 	// under stream="_other".
 	MetricsMaxStreams int `yaml:"metrics_max_streams" json:"metrics_max_streams"`
+	// Pprof serves Go's runtime profiles (heap, CPU, goroutines) under
+	// /debug/pprof/, behind the same secret as the rest.
+	Pprof bool `yaml:"pprof" json:"pprof"`
 }
 
 func defaultAdmin() AdminConfig {
