@@ -526,6 +526,25 @@ streams:
 		}
 	}
 	s.waitLog(t, `msg="codec configuration changed, muxer restarted" proto=hls stream=live/rc`, 2*time.Second)
+	// The restarted muxer's media playlist tells players of the
+	// discontinuity: its discontinuity sequence counts the restarts.
+	_, mv := httpGet(t, hls)
+	var media string
+	for _, l := range strings.Split(mv, "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			media = l
+			break
+		}
+	}
+	if media == "" {
+		t.Fatalf("no media playlist in %q", mv)
+	}
+	_, pl := httpGet(t, "http://"+httpAddr+"/live/rc/"+media)
+	m := regexp.MustCompile(`(?m)^#EXT-X-DISCONTINUITY-SEQUENCE:(\d+)$`).FindStringSubmatch(pl)
+	if m == nil || m[1] == "0" {
+		t.Fatalf("media playlist after a muxer restart has no discontinuity sequence above 0:\n%s", pl)
+	}
+	t.Logf("media playlist after the restart: EXT-X-DISCONTINUITY-SEQUENCE:%s", m[1])
 	hlsFrames, err := probeFrames(t, hls, 25, 20*time.Second)
 	if err != nil {
 		t.Fatal(err)

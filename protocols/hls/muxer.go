@@ -53,7 +53,7 @@ type streamMuxer struct {
 	mu      sync.Mutex
 	mx      *gohlslib.Muxer
 	mxDir   string // mx's directory under Params.Dir, "" in memory
-	base    uint64 // added to mx's media sequence numbers (see sequence)
+	num     numbering // renumbers mx's playlists (see sequence)
 	vari    Variant
 	closed  bool
 	viewers map[netip.Addr]time.Time
@@ -145,10 +145,10 @@ func (m *streamMuxer) close() {
 	m.cancel()
 }
 
-// wait returns the muxer, and the offset of its media sequence numbers,
-// once it has a playlist, waiting for the stream to start (the hub's
+// wait returns the muxer, and the numbering of its playlists, once it has
+// a playlist, waiting for the stream to start (the hub's
 // start timeout) and then for the first segment, bounded.
-func (m *streamMuxer) wait(ctx context.Context) (*gohlslib.Muxer, uint64, error) {
+func (m *streamMuxer) wait(ctx context.Context) (*gohlslib.Muxer, numbering, error) {
 	select {
 	case <-m.ready:
 	default:
@@ -157,19 +157,19 @@ func (m *streamMuxer) wait(ctx context.Context) (*gohlslib.Muxer, uint64, error)
 		select {
 		case <-m.ready:
 		case <-m.done:
-			return nil, 0, m.err
+			return nil, numbering{}, m.err
 		case <-t.C:
-			return nil, 0, errNotReady
+			return nil, numbering{}, errNotReady
 		case <-ctx.Done():
-			return nil, 0, ctx.Err()
+			return nil, numbering{}, ctx.Err()
 		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed || m.mx == nil {
-		return nil, 0, hub.ErrStreamEnded
+		return nil, numbering{}, hub.ErrStreamEnded
 	}
-	return m.mx, m.base, nil
+	return m.mx, m.num, nil
 }
 
 // run subscribes to the stream and feeds the muxer until the stream ends,
@@ -357,7 +357,7 @@ func (m *streamMuxer) restart(t *hub.Tracks) error {
 	if !closed {
 		m.mx, m.mxDir, m.vari = mx, dir, vari
 		if old != nil {
-			m.base = m.seq.baseFor(vari == LowLatency)
+			m.num = m.seq.restart(vari == LowLatency)
 		}
 	}
 	m.mu.Unlock()

@@ -14,38 +14,56 @@ import (
 // played (ffmpeg stalls for good when the stream changes again before).
 // The numbers of each new muxer are offset so that its first segment
 // follows the last one served; a new init section (EXT-X-MAP) tells the
-// player of the new configuration.
+// player of the new configuration. Its playlists also carry
+// EXT-X-DISCONTINUITY-SEQUENCE, one more per restart: the playlist reads
+// as if the segments before the restart, and the EXT-X-DISCONTINUITY tag
+// between them and the new ones, had slid out of it, so a player resets
+// its timestamp and decoder state for the new segments.
 
 // llGaps is how many gap segments gohlslib's LL-HLS muxer starts with.
 const llGaps = 7
 
 // sequence follows the media sequence numbers a stream served.
 type sequence struct {
-	mu   sync.Mutex
-	next uint64 // the highest next media sequence number served
+	mu       sync.Mutex
+	next     uint64 // the highest next media sequence number served
+	restarts uint64
 }
 
-// baseFor returns the offset of a new muxer's numbers: its first segment
-// after the initial gaps (LL-HLS) follows the last segment served, or
-// the one in progress, whose parts a player may have had.
-func (q *sequence) baseFor(lowLatency bool) uint64 {
+// numbering is how a muxer's playlists are renumbered: base is added to
+// its media sequence numbers, disc is its discontinuity sequence number.
+// The first muxer's is the zero value.
+type numbering struct {
+	base, disc uint64
+}
+
+// restart returns the numbering of a new muxer (a restart): its first segment
+// after the initial gaps (LL-HLS) follows the last segment served, or the
+// one in progress, whose parts a player may have had; its discontinuity
+// sequence is one more than the previous muxer's.
+func (q *sequence) restart(lowLatency bool) numbering {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if !lowLatency {
-		return q.next
+	q.restarts++
+	n := numbering{base: q.next, disc: q.restarts}
+	if lowLatency {
+		n.base = 0
+		if q.next+1 >= llGaps {
+			n.base = q.next + 1 - llGaps
+		}
 	}
-	if q.next+1 < llGaps {
-		return 0
-	}
-	return q.next + 1 - llGaps
+	return n
 }
 
-// rewrite offsets the media sequence numbers of a media playlist by base
-// and notes the next number it implies.
-func (q *sequence) rewrite(pl []byte, base uint64) []byte {
-	if base > 0 {
-		pl = addToAttr(pl, "#EXT-X-MEDIA-SEQUENCE:", base)
-		pl = addToAttr(pl, "LAST-MSN=", base)
+// rewrite renumbers a media playlist with n and notes the next media
+// sequence number it implies.
+func (q *sequence) rewrite(pl []byte, n numbering) []byte {
+	if n.base > 0 {
+		pl = addToAttr(pl, "#EXT-X-MEDIA-SEQUENCE:", n.base)
+		pl = addToAttr(pl, "LAST-MSN=", n.base)
+	}
+	if n.disc > 0 {
+		pl = addDiscontinuitySequence(pl, n.disc)
 	}
 	ms, ok := attrUint(pl, "#EXT-X-MEDIA-SEQUENCE:")
 	if !ok {
@@ -57,6 +75,28 @@ func (q *sequence) rewrite(pl []byte, base uint64) []byte {
 	q.next = max(q.next, next)
 	q.mu.Unlock()
 	return pl
+}
+
+// addDiscontinuitySequence puts "#EXT-X-DISCONTINUITY-SEQUENCE:<disc>" on
+// the line after EXT-X-MEDIA-SEQUENCE (RFC 8216 4.4.3.3: before the first
+// segment).
+func addDiscontinuitySequence(pl []byte, disc uint64) []byte {
+	const tag = "#EXT-X-MEDIA-SEQUENCE:"
+	i := bytes.Index(pl, []byte(tag))
+	if i < 0 || bytes.Contains(pl, []byte("#EXT-X-DISCONTINUITY-SEQUENCE:")) {
+		return pl
+	}
+	eol := bytes.IndexByte(pl[i:], '\n')
+	if eol < 0 {
+		return pl
+	}
+	at := i + eol + 1
+	out := make([]byte, 0, len(pl)+48)
+	out = append(out, pl[:at]...)
+	out = append(out, "#EXT-X-DISCONTINUITY-SEQUENCE:"...)
+	out = strconv.AppendUint(out, disc, 10)
+	out = append(out, '\n')
+	return append(out, pl[at:]...)
 }
 
 // mapDirectives turns the _HLS_msn of a blocking playlist request into

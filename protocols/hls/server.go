@@ -354,7 +354,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m.touch(ip)
 	defer m.touch(netip.Addr{})
 
-	mx, base, err := m.wait(r.Context())
+	mx, num, err := m.wait(r.Context())
 	if err != nil {
 		switch {
 		case errors.Is(err, hub.ErrNotFound), errors.Is(err, hub.ErrStreamEnded), errors.Is(err, hub.ErrInvalidName):
@@ -378,7 +378,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u := *r.URL
 	u.Path, u.RawPath = "/"+hp.file, ""
 	if hp.kind == kindMediaPlaylist {
-		mapDirectives(q, base, m.variant() == LowLatency)
+		mapDirectives(q, num.base, m.variant() == LowLatency)
 	}
 	u.RawQuery = s.forwardQuery(q, hp.kind == kindMediaPlaylist && m.variant() != MPEGTS)
 	r2.URL = &u
@@ -387,7 +387,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	mx.Handle(rw, r2)
 	if hp.kind == kindMediaPlaylist && rw.status == http.StatusOK {
 		// Numbers go on across muxer restarts (see sequence).
-		if pl := m.seq.rewrite(rw.buf.Bytes(), base); base > 0 {
+		if pl := m.seq.rewrite(rw.buf.Bytes(), num); num != (numbering{}) {
 			rw.buf.Reset()
 			rw.buf.Write(pl)
 		}
