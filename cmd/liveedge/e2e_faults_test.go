@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -704,6 +705,84 @@ func TestFaultHLSDir(t *testing.T) {
 		t.Fatalf("RTMP viewer of live/x: err %v, DTS back %d, max gap %v", st.err, st.backward, st.maxGap)
 	}
 	t.Logf("RTMP viewer of live/x across both failures: %d frames, max gap %v", st.frames, st.maxGap)
+	select {
+	case <-s.done:
+		t.Fatalf("liveedge exited: %v", s.err)
+	default:
+	}
+}
+
+// TestFaultHLSDirNoSpace: hls.dir is a small tmpfs that fills up while a
+// stream plays (a real ENOSPC, where TestFaultHLSDir's RLIMIT_FSIZE is a
+// stand-in). The muxer logs "no space left on device" once and goes on in
+// memory; HLS plays on, the stream's RTMP viewer sees no gap, and the
+// muxer's files are removed, which gives the space back. Mounting needs
+// CAP_SYS_ADMIN; without it the test is skipped.
+func TestFaultHLSDirNoSpace(t *testing.T) {
+	requireTools(t, "ffmpeg", "ffprobe")
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=4m,mode=0755"); err != nil {
+		t.Skipf("cannot mount a tmpfs for hls.dir (%v); TestFaultHLSDir covers a full disk with RLIMIT_FSIZE", err)
+	}
+	// Registered before the server's cleanup, so it runs after the server
+	// has stopped.
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	s := startServer(t, strings.Replace(baseConfig, `http: {listen: ""}`, `http: {listen: "127.0.0.1:0"}`, 1)+
+		"hls: {dir: \""+dir+"\"}\n")
+	httpAddr := s.httpAddr(t)
+	publish(t, s.url("live/full"))
+	s.waitLog(t, `msg=publishing .*stream=live/full`, 15*time.Second)
+	v := watch(t, s.url("live/full"))
+	v.waitFrames(t, 25, 10*time.Second)
+	hls := "http://" + httpAddr + "/live/full/index.m3u8"
+	if _, err := probe(t, hls, 10); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "liveedge-live~full-*")); len(m) != 1 {
+		t.Fatalf("muxer directories in hls.dir: %v", m)
+	}
+	v.reset()
+
+	// Fill the file system: write until the kernel says ENOSPC.
+	filler, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err = filler.Write(chunk); err != nil {
+			break
+		}
+	}
+	filler.Close()
+	if !errors.Is(err, unix.ENOSPC) {
+		t.Fatalf("filling the tmpfs ended with %v, want ENOSPC", err)
+	}
+	line := s.waitLog(t, `msg="hls.dir write failed, keeping this stream's segments in memory" proto=hls stream=live/full .*no space left on device`, 10*time.Second)
+	t.Logf("full: %s", line)
+
+	r, err := probe(t, hls, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPlayback(t, r, 20)
+	if n := countLines(s.logLines(), `hls.dir write failed.*stream=live/full `); n != 1 {
+		t.Fatalf("%d lines about hls.dir, want 1", n)
+	}
+	// Only the filler is left: the failed muxer's files are gone.
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) != 1 || ents[0].Name() != "filler" {
+		t.Fatalf("hls.dir holds %v (%v), want only the filler", ents, err)
+	}
+	st := v.state()
+	if st.err != nil || st.backward > 0 || st.maxGap > 300*time.Millisecond {
+		t.Fatalf("RTMP viewer: err %v, DTS back %d, max gap %v", st.err, st.backward, st.maxGap)
+	}
+	t.Logf("RTMP viewer across the full disk: %d frames, max gap %v", st.frames, st.maxGap)
 	select {
 	case <-s.done:
 		t.Fatalf("liveedge exited: %v", s.err)
