@@ -46,11 +46,12 @@ type app struct {
 }
 
 // Reload reads the configuration file again and puts into effect what
-// changes without a restart: auth (secrets, switches), limits, hooks
-// (URLs, timeouts, policy) and the stream entries (pulls whose entry
-// changed restart on the new one; viewers of unchanged streams are not
-// touched). A file that does not load or validate is refused with the
-// error, and the running configuration stays. It returns the changed
+// changes without a restart: auth (secrets, publish secrets, switches),
+// limits, hooks (URLs, timeouts, policy) and the stream entries (pulls
+// whose entry changed restart on the new one; viewers of unchanged streams
+// are not touched); it warns again about apps whose play tokens can
+// publish (warnSharedTokens). A file that does not load or validate is
+// refused with the error, and the running configuration stays. It returns the changed
 // sections that need a restart (listeners, WebRTC, HLS, FLV, hub, log,
 // cluster);
 // those keep their running values in the configuration in effect (the
@@ -92,6 +93,7 @@ func (a *app) Reload() ([]string, error) {
 	a.mu.Lock()
 	a.cfg = cfg
 	a.mu.Unlock()
+	warnSharedTokens(a.log, cfg.Auth)
 	if len(restart) > 0 {
 		a.log.Warn("configuration reloaded; these sections changed and take effect at the next restart", "sections", restart)
 	} else {
@@ -149,8 +151,8 @@ func policy(a config.AuthConfig) (*auth.Policy, error) {
 		return nil, fmt.Errorf("auth.algorithm: %w", err)
 	}
 	conv := func(p config.AppAuth) auth.AppPolicy {
-		return auth.AppPolicy{Secret: []byte(p.Secret), Play: p.Play, Publish: p.Publish,
-			BindIP: p.BindIP, AllowedReferers: p.Referers}
+		return auth.AppPolicy{Secret: []byte(p.Secret), PublishSecret: []byte(p.PublishSecret),
+			Play: p.Play, Publish: p.Publish, BindIP: p.BindIP, AllowedReferers: p.Referers}
 	}
 	pol := &auth.Policy{
 		Algorithm:    alg,
@@ -164,6 +166,35 @@ func policy(a config.AuthConfig) (*auth.Policy, error) {
 		pol.Apps[name] = conv(a.App(name))
 	}
 	return pol, nil
+}
+
+// warnSharedTokens logs one warning for each app (and for the default, "*")
+// whose play tokens also authorize publishing: it requires tokens for both
+// actions and checks both with its secret, having no publish secret or one
+// equal to its secret. It is called once per start and once per reload.
+func warnSharedTokens(log *slog.Logger, a config.AuthConfig) {
+	for _, name := range append([]string{"*"}, a.AppNames()...) {
+		p := a.App(name)
+		if !p.Play || !p.Publish || p.Secret == "" {
+			continue // no play token can exist or none is needed to publish
+		}
+		env := config.EnvPublishSecret
+		if name != "*" {
+			env = config.EnvPublishSecretName(name)
+		}
+		label := name
+		if name == "*" {
+			label = "* (the default)"
+		}
+		switch p.PublishSecret {
+		case "":
+			log.Warn(fmt.Sprintf("play tokens of app %s can also publish; set auth.publish_secrets", label),
+				"app", name, "env", env)
+		case p.Secret:
+			log.Warn(fmt.Sprintf("play tokens of app %s can also publish: its publish secret is its secret; set a different auth.publish_secrets", label),
+				"app", name)
+		}
+	}
 }
 
 // connLimit returns the listener wrapper of limits.connections_per_ip
@@ -200,6 +231,7 @@ func start(cfg *config.Config, path string, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	warnSharedTokens(log, cfg.Auth)
 	conflict := hub.ConflictRefuse
 	if cfg.Hub.PublisherConflict == config.ConflictTakeover {
 		conflict = hub.ConflictTakeover

@@ -13,8 +13,10 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -1266,5 +1268,222 @@ streams:
 	// Nothing was added.
 	if code, body := send("GET", "/api/v1/proxies", "", nil, ""); code != http.StatusOK || strings.Contains(body, "evil") {
 		t.Errorf("GET /api/v1/proxies = %d %s", code, body)
+	}
+}
+
+// signArgs runs `liveedge token sign` with args and returns the query it
+// printed, requiring exit 0 and nothing on stderr.
+func signArgs(t *testing.T, args ...string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	if code := run(append([]string{"token", "sign"}, args...), &stdout, &stderr); code != 0 || stderr.Len() != 0 {
+		t.Fatalf("token sign %q: exit %d: %s", args, code, stderr.String())
+	}
+	return strings.TrimSpace(stdout.String())
+}
+
+// signedWith reports whether query q (expires=…&token=…) holds an unbound
+// SHA-256 token for stream signed with secret.
+func signedWith(t *testing.T, q, secret, stream string) bool {
+	t.Helper()
+	v, err := url.ParseQuery(q)
+	if err != nil || len(v) != 2 {
+		t.Fatalf("token sign printed %q", q)
+	}
+	exp, err := strconv.ParseInt(v.Get("expires"), 10, 64)
+	if err != nil {
+		t.Fatalf("token sign printed %q", q)
+	}
+	return v.Get("token") == auth.Sign(auth.SHA256, []byte(secret), stream, exp, netip.Addr{})
+}
+
+// TestSecurityPublishSecretTokenSign: `token sign --publish` signs with
+// the app's publish secret (its own, "*", or from the environment), and
+// with its secret when it has none, printing nothing else.
+func TestSecurityPublishSecretTokenSign(t *testing.T) {
+	split := writeFile(t, `
+auth:
+  secrets: {live: play-S1, "*": play-S0}
+  publish_secrets: {live: pub-S2, "*": pub-S3, empty: ""}
+`)
+	plain := writeFile(t, "auth: {secrets: {live: play-S1}}\n")
+	for _, tc := range []struct {
+		name   string
+		env    map[string]string
+		args   []string
+		stream string
+		secret string
+	}{
+		{"play token", nil, []string{"--config", split}, "live/a", "play-S1"},
+		{"publish token", nil, []string{"--config", split, "--publish"}, "live/a", "pub-S2"},
+		{"publish token, default publish secret", nil, []string{"--config", split, "--publish"}, "tv/a", "pub-S3"},
+		{"publish token, empty own publish secret", nil, []string{"--config", split, "--publish"}, "empty/a", "pub-S3"},
+		{"publish token without publish secret", nil, []string{"--config", plain, "--publish"}, "live/a", "play-S1"},
+		{"publish token, app publish secret from env", map[string]string{"LIVEEDGE_AUTH_PUBLISH_SECRET_LIVE": "pub-env"},
+			[]string{"--config", plain, "--publish"}, "live/a", "pub-env"},
+		{"publish token, default publish secret from env", map[string]string{"LIVEEDGE_AUTH_PUBLISH_SECRET": "pub-env-default"},
+			[]string{"--config", plain, "--publish"}, "live/a", "pub-env-default"},
+		{"play token ignores publish env", map[string]string{"LIVEEDGE_AUTH_PUBLISH_SECRET_LIVE": "pub-env"},
+			[]string{"--config", plain}, "live/a", "play-S1"},
+		{"publish token, only env secrets", map[string]string{"LIVEEDGE_AUTH_SECRET_CAM": "play-env", "LIVEEDGE_AUTH_PUBLISH_SECRET_CAM": "pub-env-cam"},
+			[]string{"--publish"}, "cam/a", "pub-env-cam"},
+		{"publish token, explicit secret", nil, []string{"--config", split, "--publish", "--secret", "given"}, "live/a", "given"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			q := signArgs(t, append(tc.args, "--stream", tc.stream, "--ttl", "1h")...)
+			if !signedWith(t, q, tc.secret, tc.stream) {
+				t.Fatalf("token sign %q printed %q, not signed with %q", tc.args, q, tc.secret)
+			}
+		})
+	}
+
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"token"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "[--publish]") {
+		t.Errorf("usage: exit %d, %q; want 2 and a usage line naming --publish", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := run([]string{"token", "sign", "--publish", "--stream", "nosuch/a"}, &stdout, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), "LIVEEDGE_AUTH_PUBLISH_SECRET_NOSUCH") {
+		t.Errorf("no secret: exit %d, %q", code, stderr.String())
+	}
+}
+
+// TestSecurityPublishSecret: with auth.publish_secrets a viewer's play
+// token cannot publish (hijack) the stream, a publish token can, and a
+// publish token cannot play.
+func TestSecurityPublishSecret(t *testing.T) {
+	requireTools(t, "ffmpeg", "ffprobe")
+	const playSecret, pubSecret = "play-s3cret-S1", "publish-s3cret-S2"
+	cfg := baseConfig + fmt.Sprintf(`
+auth:
+  secrets: {live: %q}
+  publish_secrets: {live: %q}
+  play: true
+  publish: true
+  clock_skew: 0s
+`, playSecret, pubSecret)
+	s := startServer(t, cfg)
+	cfgPath := writeFile(t, cfg)
+	const stream = "live/hijack"
+	playTok := signArgs(t, "--config", cfgPath, "--stream", stream, "--ttl", "1h")
+	pubTok := signArgs(t, "--config", cfgPath, "--stream", stream, "--ttl", "1h", "--publish")
+	if !signedWith(t, playTok, playSecret, stream) || !signedWith(t, pubTok, pubSecret, stream) {
+		t.Fatalf("token sign: play %q, publish %q", playTok, pubTok)
+	}
+
+	// A play token, whose only difference from a publish token is its
+	// secret, is refused for publishing.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	out, err := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
+		"-stream_loop", "-1", "-i", clipPath(t), "-c", "copy", "-f", "flv", s.url(stream+"?"+playTok)).CombinedOutput()
+	timedOut := ctx.Err() != nil
+	cancel()
+	if err == nil || timedOut {
+		t.Fatalf("publish with a play token was accepted (err %v, ran until the timeout: %v): %s", err, timedOut, out)
+	}
+	s.waitLog(t, `msg="access refused" stream=live/hijack action=publish .*reason="auth: bad token signature`, 5*time.Second)
+	if n := countLines(s.logLines(), `msg=publishing .*stream=live/hijack`); n != 0 {
+		t.Fatalf("the play token published (%d publishing lines)", n)
+	}
+
+	// The publish token goes live.
+	publish(t, s.url(stream+"?"+pubTok))
+	s.waitLog(t, `msg=publishing .*stream=live/hijack`, 15*time.Second)
+
+	// The publish token cannot play; the play token can.
+	if _, err := probe(t, s.url(stream+"?"+pubTok), 20); err == nil {
+		t.Fatal("play with a publish token was accepted")
+	}
+	s.waitLog(t, `msg="access refused" stream=live/hijack action=play .*reason="auth: bad token signature`, 5*time.Second)
+	r, err := probe(t, s.url(stream+"?"+playTok), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPlayback(t, r, 30)
+
+	// Separate secrets: no warning; no secret or token in the log.
+	lines := s.logLines()
+	if n := countLines(lines, `play tokens of app`); n != 0 {
+		t.Errorf("%d warnings about play tokens publishing with a publish secret set", n)
+	}
+	for _, l := range lines {
+		for _, secret := range []string{playSecret, pubSecret, "token="} {
+			if strings.Contains(l, secret) {
+				t.Fatalf("a log line carries a token or secret: %s", l)
+			}
+		}
+	}
+}
+
+// TestSecurityPublishSecretWarning: an app that requires tokens to play and
+// publish but has no publish secret is warned about once at start-up and
+// once per reload; a publish secret silences the warning. The reloads go
+// through the admin API (the same Reload as SIGHUP), which cannot arrive
+// before the server is ready for them.
+func TestSecurityPublishSecretWarning(t *testing.T) {
+	requireTools(t)
+	shared := strings.Replace(baseConfig, `admin: {listen: ""}`, `admin: {listen: "127.0.0.1:0"}`, 1) + `
+auth:
+  secrets: {live: "S1", "*": "S0"}
+  play: true
+  publish: true
+  apps: {open: {play: false}, nopub: {publish: false}}
+`
+	s := startServer(t, shared)
+	admin := openAdmin(t, s)
+	const (
+		liveWarn    = `level=WARN msg="play tokens of app live can also publish; set auth\.publish_secrets" app=live env=LIVEEDGE_AUTH_PUBLISH_SECRET_LIVE`
+		defaultWarn = `level=WARN msg="play tokens of app \* \(the default\) can also publish; set auth\.publish_secrets" app=\* env=LIVEEDGE_AUTH_PUBLISH_SECRET$`
+		anyWarn     = `play tokens of app`
+		reloaded    = `msg="configuration reloaded"`
+	)
+	// want waits for n lines matching reloaded, then requires the counts.
+	want := func(reloads, live, def, all int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); countLines(s.logLines(), reloaded) < reloads; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no reload %d within 5s", reloads)
+			}
+		}
+		lines := s.logLines()
+		for _, c := range []struct {
+			what string
+			re   string
+			n    int
+		}{{"app live", liveWarn, live}, {"the default", defaultWarn, def}, {"in all", anyWarn, all}} {
+			if got := countLines(lines, c.re); got != c.n {
+				t.Errorf("after %d reloads: %d warnings for %s, want %d", reloads, got, c.what, c.n)
+			}
+		}
+	}
+	s.waitLog(t, liveWarn, 5*time.Second)
+	want(0, 1, 1, 2) // "open" and "nopub" need no token for one action: no warning
+
+	reload := func(cfg string) {
+		t.Helper()
+		if err := os.WriteFile(s.conf, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.Post(admin+"/api/v1/reload", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("reload: %d %s", res.StatusCode, body)
+		}
+	}
+	reload(shared) // unchanged: warned again, once
+	want(1, 2, 2, 4)
+	reload(strings.Replace(shared, "play: true\n", "play: true\n  publish_secrets: {\"*\": \"P0\"}\n", 1))
+	want(2, 2, 2, 4) // every app has a publish secret now
+	reload(strings.Replace(shared, "play: true\n", "play: true\n  publish_secrets: {live: \"S1\", tv: \"P1\"}\n", 1))
+	want(3, 2, 3, 6) // live's publish secret is its secret; tv is fine
+	if n := countLines(s.logLines(), `level=WARN msg="play tokens of app live can also publish: its publish secret is its secret`); n != 1 {
+		t.Errorf("%d warnings for a publish secret equal to the secret, want 1", n)
 	}
 }

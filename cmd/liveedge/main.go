@@ -4,7 +4,7 @@
 //	liveedge                      run on the embedded defaults (live/demo)
 //	liveedge --config FILE        run on a configuration file (SIGHUP reloads it)
 //	liveedge --config FILE --check-config
-//	liveedge token sign --stream live/test --ttl 1h [--config FILE]
+//	liveedge token sign --stream live/test --ttl 1h [--config FILE] [--publish]
 //	liveedge version
 package main
 
@@ -52,15 +52,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	// SIGHUP reloads the configuration file. It is caught from before the
+	// start, whose listeners may be up before it returns: a SIGHUP then is
+	// a reload once started, not the end of the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	app, err := start(cfg, *cfgPath, log)
 	if err != nil {
 		log.Error("start failed", "err", err)
 		return 1
 	}
-	// SIGHUP reloads the configuration file.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():

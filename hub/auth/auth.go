@@ -12,6 +12,12 @@
 // dropping any zone. HMAC-SHA256 is the default; HMAC-SHA1 is available for
 // compatibility with older players and CDNs.
 //
+// The signed string names no action, so a token signed with an app's secret
+// is good for both play and publish. To keep viewers' play tokens from
+// publishing, give the app a separate publish secret
+// ([AppPolicy.PublishSecret]): publish tokens are then signed with it and
+// play tokens with the app's secret, in the same format.
+//
 // Clients present the token as query parameters (by default
 // "?expires=<unix>&token=<hex>") or, on HTTP protocols, as an
 // "Authorization: Bearer <hex>" header, in which case expires still comes from

@@ -14,6 +14,7 @@ var (
 	testNow     = time.Unix(1_700_000_000, 0)
 	testSecret  = []byte("s3cret-live-key")
 	otherSecret = []byte("other-app-key")
+	pubSecret   = []byte("publish-only-key")
 	clientIP    = netip.MustParseAddr("203.0.113.7")
 	sentinels   = []error{ErrMissingToken, ErrMalformed, ErrExpired, ErrBadSignature, ErrRefererDenied, ErrNoSecret}
 )
@@ -32,6 +33,11 @@ func testPolicy(alg Algorithm) *Policy {
 			"web":      {AllowedReferers: []string{"Example.com", "*.cdn.example.net"}},
 			"webtok":   {Secret: testSecret, Play: true, AllowedReferers: []string{"example.com"}},
 			"nosecret": {Play: true},
+			// split signs publish tokens with pubSecret, play tokens with testSecret.
+			"split":      {Secret: testSecret, PublishSecret: pubSecret, Play: true, Publish: true},
+			"splitbound": {Secret: testSecret, PublishSecret: pubSecret, Play: true, Publish: true, BindIP: true},
+			"pubonly":    {PublishSecret: pubSecret, Play: true, Publish: true}, // no play secret
+			"pubopen":    {Secret: testSecret, PublishSecret: pubSecret, Publish: true},
 		},
 		ClockSkew: skew,
 		Now:       func() time.Time { return testNow },
@@ -89,6 +95,11 @@ func checkCases(t testing.TB, alg Algorithm) []checkCase {
 	bound := signed(t, alg, testSecret, "bound/cam1", exp, clientIP)
 	mapped := netip.AddrFrom16(clientIP.As16()) // ::ffff:203.0.113.7
 	webtok := signed(t, alg, testSecret, "webtok/cam1", exp, netip.Addr{})
+	splitPlay := signed(t, alg, testSecret, "split/cam1", exp, netip.Addr{})
+	splitPub := signed(t, alg, pubSecret, "split/cam1", exp, netip.Addr{})
+	splitBoundPub := signed(t, alg, pubSecret, "splitbound/cam1", exp, clientIP)
+	splitBoundPlay := signed(t, alg, testSecret, "splitbound/cam1", exp, clientIP)
+	pubOnly := signed(t, alg, pubSecret, "pubonly/cam1", exp, netip.Addr{})
 
 	return []checkCase{
 		{"valid play", Request{Action: Play, Stream: "live/cam1", Query: valid}, nil},
@@ -160,6 +171,30 @@ func checkCases(t testing.TB, alg Algorithm) []checkCase {
 		{"stream unicode ok", Request{Stream: "live/caméra", Query: signed(t, alg, testSecret, "live/caméra", exp, netip.Addr{})}, nil},
 		{"unknown action", Request{Action: 7, Stream: "live/cam1", Query: valid}, ErrMalformed},
 
+		{"publish secret: play token refused for publish", Request{Action: Publish, Stream: "split/cam1", Query: splitPlay}, ErrBadSignature},
+		{"publish secret: play token plays", Request{Action: Play, Stream: "split/cam1", Query: splitPlay}, nil},
+		{"publish secret: publish token publishes", Request{Action: Publish, Stream: "split/cam1", Query: splitPub}, nil},
+		{"publish secret: publish token refused for play", Request{Action: Play, Stream: "split/cam1", Query: splitPub}, ErrBadSignature},
+		{"publish secret: bearer publish token", Request{Action: Publish, Stream: "split/cam1", Query: url.Values{"expires": splitPub["expires"]}, Bearer: splitPub.Get("token")}, nil},
+		{"publish secret: bearer play token refused for publish", Request{Action: Publish, Stream: "split/cam1", Query: url.Values{"expires": splitPlay["expires"]}, Bearer: splitPlay.Get("token")}, ErrBadSignature},
+		{"publish secret: missing token", Request{Action: Publish, Stream: "split/cam1"}, ErrMissingToken},
+		{"publish secret: other stream", Request{Action: Publish, Stream: "split/cam2", Query: splitPub}, ErrBadSignature},
+		{"publish secret: expired within skew", Request{Action: Publish, Stream: "split/cam1", Query: signed(t, alg, pubSecret, "split/cam1", testNow.Add(-skew).Unix(), netip.Addr{})}, nil},
+		{"publish secret: expired past skew", Request{Action: Publish, Stream: "split/cam1", Query: signed(t, alg, pubSecret, "split/cam1", testNow.Add(-skew).Unix()-1, netip.Addr{})}, ErrExpired},
+		{"publish secret: expired play token", Request{Action: Publish, Stream: "split/cam1", Query: signed(t, alg, testSecret, "split/cam1", 1, netip.Addr{})}, ErrBadSignature},
+		{"publish secret: bound right ip", Request{Action: Publish, Stream: "splitbound/cam1", Query: splitBoundPub, ClientIP: clientIP}, nil},
+		{"publish secret: bound wrong ip", Request{Action: Publish, Stream: "splitbound/cam1", Query: splitBoundPub, ClientIP: netip.MustParseAddr("203.0.113.8")}, ErrBadSignature},
+		{"publish secret: bound no ip", Request{Action: Publish, Stream: "splitbound/cam1", Query: splitBoundPub}, ErrBadSignature},
+		{"publish secret: bound unbound token", Request{Action: Publish, Stream: "splitbound/cam1", Query: signed(t, alg, pubSecret, "splitbound/cam1", exp, netip.Addr{}), ClientIP: clientIP}, ErrBadSignature},
+		{"publish secret: bound play token refused for publish", Request{Action: Publish, Stream: "splitbound/cam1", Query: splitBoundPlay, ClientIP: clientIP}, ErrBadSignature},
+		{"publish secret: bound play token plays", Request{Action: Play, Stream: "splitbound/cam1", Query: splitBoundPlay, ClientIP: clientIP}, nil},
+		{"publish secret only: publish", Request{Action: Publish, Stream: "pubonly/cam1", Query: pubOnly}, nil},
+		{"publish secret only: play has no secret", Request{Action: Play, Stream: "pubonly/cam1", Query: pubOnly}, ErrNoSecret},
+		{"publish secret, play open: play token ignored", Request{Action: Play, Stream: "pubopen/cam1", Query: url.Values{"token": {"zz"}}}, nil},
+		{"publish secret, play open: play-secret token refused for publish", Request{Action: Publish, Stream: "pubopen/cam1", Query: signed(t, alg, testSecret, "pubopen/cam1", exp, netip.Addr{})}, ErrBadSignature},
+		{"no publish secret: play token publishes", Request{Action: Publish, Stream: "live/cam1", Query: valid}, nil},
+		{"no publish secret: publish-secret token refused", Request{Action: Publish, Stream: "live/cam1", Query: signed(t, alg, pubSecret, "live/cam1", exp, netip.Addr{})}, ErrBadSignature},
+
 		{"referer absent", Request{Stream: "web/cam1"}, nil},
 		{"referer exact", Request{Stream: "web/cam1", Referer: "https://example.com/player?x=1"}, nil},
 		{"referer case and port", Request{Stream: "web/cam1", Referer: "http://EXAMPLE.com:8080/"}, nil},
@@ -209,7 +244,7 @@ func assertSafeError(t testing.TB, err error, r Request) {
 	if r.Stream != "" {
 		msg = strings.ReplaceAll(msg, r.Stream, "")
 	}
-	for _, s := range [][]byte{testSecret, otherSecret} {
+	for _, s := range [][]byte{testSecret, otherSecret, pubSecret} {
 		if strings.Contains(msg, string(s)) {
 			t.Fatalf("error %q contains a secret", err)
 		}

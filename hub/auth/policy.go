@@ -31,8 +31,15 @@ var (
 // AppPolicy is the admission policy of one application (the "app" in
 // "app/name").
 type AppPolicy struct {
-	// Secret is the HMAC key for this app's tokens.
+	// Secret is the HMAC key for this app's play tokens, and for its
+	// publish tokens too when PublishSecret is empty.
 	Secret []byte
+	// PublishSecret, if non-empty, is the HMAC key for this app's publish
+	// tokens; Secret then verifies play tokens only. The token format is
+	// the same, so with both set a play token cannot publish and a publish
+	// token cannot play. If PublishSecret is empty, Secret verifies both
+	// actions and any valid play token also authorizes publishing.
+	PublishSecret []byte
 	// Play and Publish say whether a token is required for that action.
 	Play, Publish bool
 	// BindIP requires tokens to be bound to the client's IP address.
@@ -105,17 +112,19 @@ type Request struct {
 //   - If the app does not require a token for r.Action, the request is
 //     allowed. Any token present is then ignored, not verified, so an
 //     invalid or expired token does not make an open stream fail.
-//   - A token is required: the app needs a Secret and Policy.Algorithm must
-//     be SHA256 or SHA1 (else ErrNoSecret), and the request needs a
-//     non-empty token from the token query parameter or r.Bearer (else
-//     ErrMissingToken; if both are given they must be equal, else
-//     ErrMalformed).
+//   - A token is required. The key that verifies it is the app's
+//     PublishSecret for Publish when that is non-empty, and its Secret
+//     otherwise (Play always uses Secret). That key must be non-empty and
+//     Policy.Algorithm must be SHA256 or SHA1 (else ErrNoSecret), and the
+//     request needs a non-empty token from the token query parameter or
+//     r.Bearer (else ErrMissingToken; if both are given they must be equal,
+//     else ErrMalformed).
 //   - expires must be a positive decimal integer and the token hex of the
 //     algorithm's length, 64 characters for SHA256 and 40 for SHA1, each
 //     parameter given at most once; else ErrMalformed.
-//   - The token must match the HMAC of the stream, expires and, with
-//     BindIP, r.ClientIP (an unknown ClientIP fails), compared in constant
-//     time; else ErrBadSignature.
+//   - The token must match the HMAC, under that key, of the stream, expires
+//     and, with BindIP, r.ClientIP (an unknown ClientIP fails), compared in
+//     constant time; else ErrBadSignature.
 //   - The token is accepted while now <= expires + ClockSkew, compared at
 //     one-second resolution; else ErrExpired. The signature is verified
 //     first, so ErrExpired always means a genuine, expired token.
@@ -137,8 +146,12 @@ func (p *Policy) Check(r Request) error {
 	if required := ap.Play && r.Action == Play || ap.Publish && r.Action == Publish; !required {
 		return nil
 	}
+	secret := ap.Secret
+	if r.Action == Publish && len(ap.PublishSecret) > 0 {
+		secret = ap.PublishSecret
+	}
 	size := p.Algorithm.size()
-	if len(ap.Secret) == 0 || size == 0 {
+	if len(secret) == 0 || size == 0 {
 		return fmt.Errorf("%w: %s %s", ErrNoSecret, r.Action, r.Stream)
 	}
 
@@ -176,7 +189,7 @@ func (p *Policy) Check(r Request) error {
 		}
 		ip = r.ClientIP
 	}
-	if !hmac.Equal(got, mac(p.Algorithm, ap.Secret, r.Stream, expires, ip)) {
+	if !hmac.Equal(got, mac(p.Algorithm, secret, r.Stream, expires, ip)) {
 		return fmt.Errorf("%w: %s %s", ErrBadSignature, r.Action, r.Stream)
 	}
 	if expired(p.now(), expires, p.ClockSkew) {

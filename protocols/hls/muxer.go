@@ -52,7 +52,7 @@ type streamMuxer struct {
 
 	mu      sync.Mutex
 	mx      *gohlslib.Muxer
-	mxDir   string // mx's directory under Params.Dir, "" in memory
+	mxDir   string    // mx's directory under Params.Dir, "" in memory
 	num     numbering // renumbers mx's playlists (see sequence)
 	vari    Variant
 	closed  bool

@@ -48,6 +48,7 @@
 //	auth:
 //	  algorithm: sha256                     # sha256 | sha1
 //	  secrets: {}                           # app -> secret; "*" is the default
+//	  publish_secrets: {}                   # app -> secret of publish tokens; "*" is the default; an app without one uses its secret
 //	  play: false
 //	  publish: false
 //	  bind_ip: false
@@ -232,9 +233,16 @@ type AuthConfig struct {
 	// Secrets maps an app name to its HMAC secret; "*" is the secret of
 	// every app without its own. Empty strings count as no secret.
 	Secrets map[string]string `yaml:"secrets,omitempty" json:"secrets,omitempty"`
-	Play    bool              `yaml:"play" json:"play"`       // require a token to play
-	Publish bool              `yaml:"publish" json:"publish"` // require a token to publish
-	BindIP  bool              `yaml:"bind_ip" json:"bind_ip"` // tokens are bound to the client IP
+	// PublishSecrets maps an app name to the HMAC secret of its publish
+	// tokens; "*" is the publish secret of every app without its own.
+	// Empty strings count as no secret. An app with a publish secret
+	// accepts only tokens signed with it for publishing, and only tokens
+	// signed with its secret (Secrets) for playing. An app without one
+	// checks both with its secret, so its play tokens can also publish.
+	PublishSecrets map[string]string `yaml:"publish_secrets,omitempty" json:"publish_secrets,omitempty"`
+	Play           bool              `yaml:"play" json:"play"`       // require a token to play
+	Publish        bool              `yaml:"publish" json:"publish"` // require a token to publish
+	BindIP         bool              `yaml:"bind_ip" json:"bind_ip"` // tokens are bound to the client IP
 	// ClockSkew extends every token's lifetime (may be 0).
 	ClockSkew    Duration `yaml:"clock_skew" json:"clock_skew"`
 	ExpiresParam string   `yaml:"expires_param" json:"expires_param"`
@@ -365,12 +373,8 @@ func (c *Config) NewStream(match, mode string, origins ...string) Stream {
 // Clone returns a deep copy of c.
 func (c *Config) Clone() *Config {
 	n := *c
-	if c.Auth.Secrets != nil {
-		n.Auth.Secrets = make(map[string]string, len(c.Auth.Secrets))
-		for k, v := range c.Auth.Secrets {
-			n.Auth.Secrets[k] = v
-		}
-	}
+	n.Auth.Secrets = cloneStringMap(c.Auth.Secrets)
+	n.Auth.PublishSecrets = cloneStringMap(c.Auth.PublishSecrets)
 	if c.Auth.Apps != nil {
 		n.Auth.Apps = make(map[string]AuthApp, len(c.Auth.Apps))
 		for k, a := range c.Auth.Apps {
@@ -395,9 +399,11 @@ func (c *Config) Clone() *Config {
 // "REDACTED", fit for logging or an admin API.
 func (c *Config) Redacted() *Config {
 	n := c.Clone()
-	for k, v := range n.Auth.Secrets {
-		if v != "" {
-			n.Auth.Secrets[k] = "REDACTED"
+	for _, m := range []map[string]string{n.Auth.Secrets, n.Auth.PublishSecrets} {
+		for k, v := range m {
+			if v != "" {
+				m[k] = "REDACTED"
+			}
 		}
 	}
 	if n.Admin.Secret != "" {
@@ -414,6 +420,18 @@ func cloneBool(b *bool) *bool {
 	}
 	v := *b
 	return &v
+}
+
+// cloneStringMap returns a copy of m; nil stays nil.
+func cloneStringMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	n := make(map[string]string, len(m))
+	for k, v := range m {
+		n[k] = v
+	}
+	return n
 }
 
 func cloneStrings(s []string) []string {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -48,6 +49,7 @@ func TestDefault(t *testing.T) {
 		{"hub.start_timeout", c.Hub.StartTimeout, Duration(5 * time.Second)},
 		{"auth.algorithm", c.Auth.Algorithm, "sha256"},
 		{"auth.secrets", len(c.Auth.Secrets), 0},
+		{"auth.publish_secrets", len(c.Auth.PublishSecrets), 0},
 		{"auth.play", c.Auth.Play, false},
 		{"auth.publish", c.Auth.Publish, false},
 		{"auth.bind_ip", c.Auth.BindIP, false},
@@ -105,6 +107,7 @@ func TestDefaultsRoundTrip(t *testing.T) {
 	c.Hub.GOPCache.MaxBytes = 1500
 	c.Hub.MaxLag = Duration(90 * time.Second)
 	c.Auth.Secrets = map[string]string{"live": "s1", "*": "s2"}
+	c.Auth.PublishSecrets = map[string]string{"live": "p1", "*": "p2"}
 	yes, no := true, false
 	c.Auth.Apps = map[string]AuthApp{"live": {Play: &yes, BindIP: &no, Referers: []string{"*.example.com"}}}
 	c.Streams = append(c.Streams, c.NewStream("cam/*", ModeOnDemand, "rtsp://cam/$stream"))
@@ -135,6 +138,10 @@ func TestPartialFileKeepsDefaults(t *testing.T) {
 		{"auth secrets", "auth:\n  play: true\n  secrets:\n    live: abc\n", func(c *Config) {
 			c.Auth.Play = true
 			c.Auth.Secrets = map[string]string{"live": "abc"}
+		}},
+		{"auth publish secrets", "auth:\n  publish: true\n  publish_secrets:\n    live: pub\n    \"*\": def\n", func(c *Config) {
+			c.Auth.Publish = true
+			c.Auth.PublishSecrets = map[string]string{"live": "pub", "*": "def"}
 		}},
 		{"hub start timeout reaches default stream", "hub: {start_timeout: 8s}\n", func(c *Config) {
 			c.Hub.StartTimeout = Duration(8 * time.Second)
@@ -382,6 +389,7 @@ func TestValidate(t *testing.T) {
 		{"params", func(c *Config) { c.Auth.TokenParam = "" }, []string{`auth.token_param: "" is not a query parameter name`}},
 		{"params equal", func(c *Config) { c.Auth.TokenParam = "expires" }, []string{`auth.token_param: "expires" is also auth.expires_param`}},
 		{"secret app name", func(c *Config) { c.Auth.Secrets = map[string]string{"a b": "x"} }, []string{`auth.secrets["a b"]: invalid app name`}},
+		{"publish secret app name", func(c *Config) { c.Auth.PublishSecrets = map[string]string{"a/b": "x", "*": "d"} }, []string{`auth.publish_secrets["a/b"]: invalid app name "a/b"`}},
 		{"apps star", func(c *Config) { c.Auth.Apps = map[string]AuthApp{"*": {}} }, []string{`auth.apps["*"]:`}},
 		{"referer url", func(c *Config) {
 			c.Auth.Apps = map[string]AuthApp{"live": {Referers: []string{"example.com", "https://example.com/"}}}
@@ -391,6 +399,22 @@ func TestValidate(t *testing.T) {
 			c.Auth.Publish = true
 			c.Auth.Secrets = map[string]string{"other": "x"}
 		}, []string{`auth.publish: requires a secret for app "live"`}},
+		{"publish needs secret or publish secret", func(c *Config) {
+			c.Auth.Publish = true
+			c.Auth.PublishSecrets = map[string]string{"other": "x"}
+		}, []string{`auth.publish: requires a secret for app "live"`, `auth.publish_secrets.live`, "LIVEEDGE_AUTH_PUBLISH_SECRET_LIVE"}},
+		{"empty publish secret is no secret", func(c *Config) {
+			c.Auth.Publish = true
+			c.Auth.PublishSecrets = map[string]string{"live": "", "*": ""}
+		}, []string{`auth.publish: requires a secret for app "live"`}},
+		{"publish secret does not satisfy play", func(c *Config) {
+			c.Auth.Play, c.Auth.Publish = true, true
+			c.Auth.PublishSecrets = map[string]string{"live": "p"}
+		}, []string{`auth.play: requires a secret for app "live"`}},
+		{"publish without any app", func(c *Config) {
+			c.Streams = nil
+			c.Auth.Publish = true
+		}, []string{`auth.publish: requires a secret: auth.secrets and auth.publish_secrets are empty`}},
 		{"empty secret is no secret", func(c *Config) {
 			c.Auth.Play = true
 			c.Auth.Secrets = map[string]string{"live": ""}
@@ -501,6 +525,30 @@ func TestValidateAccepts(t *testing.T) {
 		{"app secret", func(c *Config) {
 			c.Auth.Play = true
 			c.Auth.Secrets = map[string]string{"live": "s"}
+		}},
+		{"publish secret satisfies publish", func(c *Config) {
+			c.Auth.Publish = true
+			c.Auth.PublishSecrets = map[string]string{"live": "p"}
+		}},
+		{"default publish secret satisfies publish", func(c *Config) {
+			c.Auth.Publish = true
+			c.Auth.PublishSecrets = map[string]string{"*": "p"}
+		}},
+		{"default publish secret without any app", func(c *Config) {
+			c.Streams = nil
+			c.Auth.Publish = true
+			c.Auth.PublishSecrets = map[string]string{"*": "p"}
+		}},
+		{"publish override with publish secret", func(c *Config) {
+			c.Auth.Play = true
+			c.Auth.Secrets = map[string]string{"live": "s"}
+			c.Auth.PublishSecrets = map[string]string{"tv": "p"}
+			c.Auth.Apps = map[string]AuthApp{"tv": {Play: &no, Publish: &yes}}
+		}},
+		{"secrets and publish secrets", func(c *Config) {
+			c.Auth.Play, c.Auth.Publish = true, true
+			c.Auth.Secrets = map[string]string{"live": "s", "*": "d"}
+			c.Auth.PublishSecrets = map[string]string{"live": "p", "*": "q"}
 		}},
 		{"override off", func(c *Config) {
 			c.Auth.Play = true
@@ -715,6 +763,75 @@ streams:
 	}
 }
 
+func TestApplyEnvPublishSecrets(t *testing.T) {
+	c := mustParse(t, `
+auth:
+  play: true
+  publish: true
+  secrets: {live: s-file}
+  publish_secrets: {live: p-file, keep: kept, pubonly: p}
+streams:
+  - match: "cam.1/*"
+    mode: publish
+`)
+	env := map[string]string{
+		"LIVEEDGE_AUTH_PUBLISH_SECRET":         "p-default",
+		"LIVEEDGE_AUTH_PUBLISH_SECRET_LIVE":    "p-env",
+		"LIVEEDGE_AUTH_PUBLISH_SECRET_CAM_1":   "p-cam",
+		"LIVEEDGE_AUTH_PUBLISH_SECRET_PUBONLY": "p-env-only", // an app named only in publish_secrets
+		"LIVEEDGE_AUTH_PUBLISH_SECRET_OTHER":   "unused",
+		"LIVEEDGE_AUTH_PUBLISH_SECRET_KEEP":    "",
+		"LIVEEDGE_AUTH_SECRET":                 "s-default",
+		"LIVEEDGE_AUTH_SECRET_PUBONLY":         "s-pubonly", // apps of publish_secrets get secrets from env too
+	}
+	c.ApplyEnv(func(k string) string { return env[k] })
+	wantPub := map[string]string{"*": "p-default", "live": "p-env", "keep": "kept", "pubonly": "p-env-only", "cam.1": "p-cam"}
+	if !reflect.DeepEqual(c.Auth.PublishSecrets, wantPub) {
+		t.Errorf("publish_secrets = %v, want %v", c.Auth.PublishSecrets, wantPub)
+	}
+	wantSec := map[string]string{"*": "s-default", "live": "s-file", "pubonly": "s-pubonly"}
+	if !reflect.DeepEqual(c.Auth.Secrets, wantSec) {
+		t.Errorf("secrets = %v, want %v", c.Auth.Secrets, wantSec)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate after ApplyEnv: %v", err)
+	}
+
+	// LIVEEDGE_AUTH_SECRET_* never sets a publish secret, nor the reverse.
+	d := Default()
+	d.ApplyEnv(func(k string) string {
+		switch k {
+		case "LIVEEDGE_AUTH_SECRET_LIVE":
+			return "s"
+		case "LIVEEDGE_AUTH_PUBLISH_SECRET_LIVE":
+			return "p"
+		}
+		return ""
+	})
+	if d.Auth.Secrets["live"] != "s" || d.Auth.PublishSecrets["live"] != "p" || len(d.Auth.Secrets) != 1 || len(d.Auth.PublishSecrets) != 1 {
+		t.Errorf("secrets = %v, publish_secrets = %v", d.Auth.Secrets, d.Auth.PublishSecrets)
+	}
+
+	// An environment publish secret satisfies a publish requirement.
+	e := Default()
+	e.Auth.Publish = true
+	e.ApplyEnv(func(k string) string {
+		if k == "LIVEEDGE_AUTH_PUBLISH_SECRET" {
+			return "p"
+		}
+		return ""
+	})
+	if e.Auth.PublishSecrets["*"] != "p" || e.Validate() != nil {
+		t.Errorf("publish_secrets = %v, Validate = %v", e.Auth.PublishSecrets, e.Validate())
+	}
+
+	for app, want := range map[string]string{"live": "LIVEEDGE_AUTH_PUBLISH_SECRET_LIVE", "my-app": "LIVEEDGE_AUTH_PUBLISH_SECRET_MY_APP", "café": "LIVEEDGE_AUTH_PUBLISH_SECRET_CAF_"} {
+		if got := EnvPublishSecretName(app); got != want {
+			t.Errorf("EnvPublishSecretName(%q) = %q, want %q", app, got, want)
+		}
+	}
+}
+
 func TestMatchStream(t *testing.T) {
 	c := mustParse(t, `
 streams:
@@ -787,8 +904,9 @@ streams:
 func TestAuthHelpers(t *testing.T) {
 	yes, no := true, false
 	a := AuthConfig{
-		Play:    true,
-		Secrets: map[string]string{"*": "def", "live": "ls", "empty": ""},
+		Play:           true,
+		Secrets:        map[string]string{"*": "def", "live": "ls", "empty": ""},
+		PublishSecrets: map[string]string{"*": "pdef", "live": "pls", "pub": "pp", "empty": ""},
 		Apps: map[string]AuthApp{
 			"live": {Play: &no, Publish: &yes, Referers: []string{"example.com"}},
 			"tv":   {BindIP: &yes},
@@ -798,21 +916,28 @@ func TestAuthHelpers(t *testing.T) {
 		app  string
 		want AppAuth
 	}{
-		{"live", AppAuth{Secret: "ls", Play: false, Publish: true, Referers: []string{"example.com"}}},
-		{"tv", AppAuth{Secret: "def", Play: true, BindIP: true}},
-		{"empty", AppAuth{Secret: "def", Play: true}},
-		{"other", AppAuth{Secret: "def", Play: true}},
+		{"live", AppAuth{Secret: "ls", PublishSecret: "pls", Play: false, Publish: true, Referers: []string{"example.com"}}},
+		{"tv", AppAuth{Secret: "def", PublishSecret: "pdef", Play: true, BindIP: true}},
+		{"empty", AppAuth{Secret: "def", PublishSecret: "pdef", Play: true}},
+		{"pub", AppAuth{Secret: "def", PublishSecret: "pp", Play: true}},
+		{"other", AppAuth{Secret: "def", PublishSecret: "pdef", Play: true}},
 	}
 	for _, tt := range tests {
 		if got := a.App(tt.app); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("App(%q) = %+v, want %+v", tt.app, got, tt.want)
 		}
 	}
-	if got := a.AppNames(); !reflect.DeepEqual(got, []string{"empty", "live", "tv"}) {
+	if got := a.AppNames(); !reflect.DeepEqual(got, []string{"empty", "live", "pub", "tv"}) {
 		t.Errorf("AppNames = %q", got)
 	}
 	if _, ok := (&AuthConfig{}).Secret("x"); ok {
 		t.Error("Secret found in empty config")
+	}
+	if _, ok := (&AuthConfig{Secrets: map[string]string{"x": "s"}}).PublishSecret("x"); ok {
+		t.Error("PublishSecret found without publish_secrets")
+	}
+	if s, ok := (&AuthConfig{PublishSecrets: map[string]string{"x": "", "*": "d"}}).PublishSecret("x"); !ok || s != "d" {
+		t.Errorf("PublishSecret with empty own = %q, %v; want the default", s, ok)
 	}
 }
 
@@ -820,10 +945,17 @@ func TestCloneAndRedacted(t *testing.T) {
 	c := Default()
 	yes := true
 	c.Auth.Secrets = map[string]string{"live": "hunter2", "x": ""}
+	c.Auth.PublishSecrets = map[string]string{"live": "pub-hunter3", "*": "pub-default", "x": ""}
 	c.Auth.Apps = map[string]AuthApp{"live": {Play: &yes, Referers: []string{"a.com"}}}
 	r := c.Redacted()
 	if r.Auth.Secrets["live"] != "REDACTED" || r.Auth.Secrets["x"] != "" || c.Auth.Secrets["live"] != "hunter2" {
 		t.Errorf("Redacted secrets = %v, original %v", r.Auth.Secrets, c.Auth.Secrets)
+	}
+	if want := map[string]string{"live": "REDACTED", "*": "REDACTED", "x": ""}; !reflect.DeepEqual(r.Auth.PublishSecrets, want) || c.Auth.PublishSecrets["live"] != "pub-hunter3" {
+		t.Errorf("Redacted publish_secrets = %v, original %v", r.Auth.PublishSecrets, c.Auth.PublishSecrets)
+	}
+	if out, err := json.Marshal(r); err != nil || strings.Contains(string(out), "pub-") {
+		t.Errorf("redacted JSON leaks a publish secret (%v): %s", err, out)
 	}
 	n := c.Clone()
 	if !reflect.DeepEqual(n, c) {
@@ -832,7 +964,8 @@ func TestCloneAndRedacted(t *testing.T) {
 	*n.Auth.Apps["live"].Play = false
 	n.Auth.Apps["live"].Referers[0] = "b.com"
 	n.Streams[0].Origins[0] = "x"
-	if !*c.Auth.Apps["live"].Play || c.Auth.Apps["live"].Referers[0] != "a.com" || c.Streams[0].Origins[0] != "demo" {
+	n.Auth.PublishSecrets["live"] = "changed"
+	if !*c.Auth.Apps["live"].Play || c.Auth.Apps["live"].Referers[0] != "a.com" || c.Streams[0].Origins[0] != "demo" || c.Auth.PublishSecrets["live"] != "pub-hunter3" {
 		t.Error("Clone shares state")
 	}
 }

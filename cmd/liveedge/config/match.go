@@ -78,10 +78,14 @@ func (s *Stream) OriginURLs(name string) []string {
 }
 
 // AppAuth is the effective auth policy of one app: the per-app overrides
-// of auth.apps over the top-level values, and the app's secret.
+// of auth.apps over the top-level values, and the app's secrets.
 type AppAuth struct {
 	// Secret is auth.secrets[app], else auth.secrets["*"], else "".
-	Secret                string
+	Secret string
+	// PublishSecret is auth.publish_secrets[app], else
+	// auth.publish_secrets["*"], else "" (publish tokens are then checked
+	// with Secret).
+	PublishSecret         string
 	Play, Publish, BindIP bool
 	Referers              []string
 }
@@ -98,12 +102,27 @@ func (a *AuthConfig) Secret(app string) (secret string, ok bool) {
 	return "", false
 }
 
+// PublishSecret returns the secret of app's publish tokens:
+// auth.publish_secrets[app] if non-empty, else auth.publish_secrets["*"];
+// ok is false if both are empty, and the app's publish tokens are then
+// signed with its Secret.
+func (a *AuthConfig) PublishSecret(app string) (secret string, ok bool) {
+	if s := a.PublishSecrets[app]; s != "" {
+		return s, true
+	}
+	if s := a.PublishSecrets["*"]; s != "" {
+		return s, true
+	}
+	return "", false
+}
+
 // App returns the effective policy of app. For an app with neither an
 // override nor a secret of its own this is the default policy, the same as
 // App("*").
 func (a *AuthConfig) App(app string) AppAuth {
 	p := AppAuth{Play: a.Play, Publish: a.Publish, BindIP: a.BindIP}
 	p.Secret, _ = a.Secret(app)
+	p.PublishSecret, _ = a.PublishSecret(app)
 	if o, ok := a.Apps[app]; ok {
 		if o.Play != nil {
 			p.Play = *o.Play
@@ -120,13 +139,15 @@ func (a *AuthConfig) App(app string) AppAuth {
 }
 
 // AppNames returns, sorted, every app with its own auth settings: the keys
-// of auth.secrets (except "*") and of auth.apps. Every other app gets
-// App("*").
+// of auth.secrets and auth.publish_secrets (except "*") and of auth.apps.
+// Every other app gets App("*").
 func (a *AuthConfig) AppNames() []string {
 	set := map[string]bool{}
-	for k := range a.Secrets {
-		if k != "*" {
-			set[k] = true
+	for _, m := range []map[string]string{a.Secrets, a.PublishSecrets} {
+		for k := range m {
+			if k != "*" {
+				set[k] = true
+			}
 		}
 	}
 	for k := range a.Apps {
@@ -135,8 +156,9 @@ func (a *AuthConfig) AppNames() []string {
 	return sortedKeys(set)
 }
 
-// appNames returns, sorted, every app named anywhere in c: auth.secrets and
-// auth.apps keys and the app part of streams[].match (except "*").
+// appNames returns, sorted, every app named anywhere in c: auth.secrets,
+// auth.publish_secrets and auth.apps keys and the app part of
+// streams[].match (except "*").
 func (c *Config) appNames() []string {
 	set := map[string]bool{}
 	for _, k := range c.Auth.AppNames() {

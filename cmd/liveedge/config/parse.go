@@ -56,7 +56,7 @@ func Load(path string) (*Config, error) {
 //     hub.start_timeout, true, 1h, 5s); without a
 //     streams key the default live/demo entry is kept, with the file's
 //     hub.start_timeout;
-//   - maps (auth.secrets, auth.apps) replace the default maps;
+//   - maps (auth.secrets, auth.publish_secrets, auth.apps) replace the default maps;
 //   - decoding is strict: an unknown key, a duplicate key or a value of the
 //     wrong type is a *ParseError naming the line, column and key;
 //   - an empty document (or one holding only comments) is Default(); more

@@ -40,16 +40,17 @@ func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
 //   - durations are > 0, except auth.clock_skew which may be 0; the GOP
 //     cache limits are > 0;
 //   - auth.expires_param and auth.token_param are distinct query
-//     parameter names; auth.secrets and auth.apps keys are app names
-//     ("*" only in secrets); referers are host patterns ("example.com",
-//     "*.example.com");
+//     parameter names; auth.secrets, auth.publish_secrets and auth.apps
+//     keys are app names ("*" only in the two secret maps); referers are
+//     host patterns ("example.com", "*.example.com");
 //   - hls.variant is lowlatency, mpegts or fmp4; hls durations and
 //     segment_count fit the variant; hls.apps keys are app names;
 //   - hooks URLs are "" or http(s) URLs with a host; hooks.timeout and
 //     none_reader_delay are > 0, cache_ttl >= 0, max_concurrency >= 1 and
 //     failure is closed or open;
-//   - every app that requires play or publish tokens has a secret, its
-//     own or "*" (run ApplyEnv first);
+//   - every app that requires play tokens has a secret, its own or "*",
+//     and every app that requires publish tokens has a secret or a publish
+//     secret, its own or "*" (run ApplyEnv first);
 //   - streams[].match is "*", "app/*" or "app/stream" with non-empty parts,
 //     and not hidden by an earlier entry; static entries name one stream;
 //   - on_demand and static entries have origins, publish entries have
@@ -231,12 +232,17 @@ func (c *Config) validateAuth(v *validator) {
 	if a.ExpiresParam != "" && a.ExpiresParam == a.TokenParam {
 		v.add("auth.token_param", "%q is also auth.expires_param", a.TokenParam)
 	}
-	for _, app := range sortedKeys(a.Secrets) {
-		if app == "*" {
-			continue
-		}
-		if msg := checkSegment(app); msg != "" {
-			v.add(mapPath("auth.secrets", app), "invalid app name %q: %s", app, msg)
+	for _, m := range []struct {
+		path    string
+		secrets map[string]string
+	}{{"auth.secrets", a.Secrets}, {"auth.publish_secrets", a.PublishSecrets}} {
+		for _, app := range sortedKeys(m.secrets) {
+			if app == "*" {
+				continue
+			}
+			if msg := checkSegment(app); msg != "" {
+				v.add(mapPath(m.path, app), "invalid app name %q: %s", app, msg)
+			}
 		}
 	}
 	for _, app := range sortedKeys(a.Apps) {
@@ -253,34 +259,47 @@ func (c *Config) validateAuth(v *validator) {
 		}
 	}
 
-	// Every app that requires tokens needs a secret to check them with.
+	// Every app that requires tokens needs a secret to check them with:
+	// its secret for play tokens, its secret or publish secret for publish
+	// tokens.
+	hasPublishSecret := func(app string) bool { _, ok := a.PublishSecret(app); return ok }
 	for _, action := range []struct {
 		key      string
 		global   bool
 		override func(AuthApp) *bool
 		required func(AppAuth) bool
+		other    func(app string) bool // another secret that satisfies the requirement
 	}{
-		{"play", a.Play, func(o AuthApp) *bool { return o.Play }, func(p AppAuth) bool { return p.Play }},
-		{"publish", a.Publish, func(o AuthApp) *bool { return o.Publish }, func(p AppAuth) bool { return p.Publish }},
+		{"play", a.Play, func(o AuthApp) *bool { return o.Play }, func(p AppAuth) bool { return p.Play }, nil},
+		{"publish", a.Publish, func(o AuthApp) *bool { return o.Publish }, func(p AppAuth) bool { return p.Publish }, hasPublishSecret},
 	} {
-		if action.global && len(c.appNames()) == 0 {
-			if _, ok := a.Secret("*"); !ok {
+		satisfied := func(app string) bool {
+			_, ok := a.Secret(app)
+			return ok || action.other != nil && action.other(app)
+		}
+		if action.global && len(c.appNames()) == 0 && !satisfied("*") {
+			if action.other != nil {
+				v.add("auth."+action.key, `requires a secret: auth.secrets and auth.publish_secrets are empty (set auth.secrets["*"], auth.publish_secrets["*"], %s or %s)`, EnvSecret, EnvPublishSecret)
+			} else {
 				v.add("auth."+action.key, `requires a secret: auth.secrets is empty (set auth.secrets["*"] or %s)`, EnvSecret)
 			}
 		}
 		for _, app := range c.appNames() {
-			if !action.required(a.App(app)) {
-				continue
-			}
-			if _, ok := a.Secret(app); ok {
+			if !action.required(a.App(app)) || satisfied(app) {
 				continue
 			}
 			path := "auth." + action.key
 			if o, ok := a.Apps[app]; ok && action.override(o) != nil {
 				path = mapPath("auth.apps", app) + "." + action.key
 			}
-			v.add(path, "requires a secret for app %q (set %s, auth.secrets[\"*\"], %s or %s)",
-				app, mapPath("auth.secrets", app), EnvSecretName(app), EnvSecret)
+			if action.other != nil {
+				v.add(path, "requires a secret for app %q (set %s, auth.secrets[\"*\"], %s or %s; or a publish secret: %s, auth.publish_secrets[\"*\"], %s or %s)",
+					app, mapPath("auth.secrets", app), EnvSecretName(app), EnvSecret,
+					mapPath("auth.publish_secrets", app), EnvPublishSecretName(app), EnvPublishSecret)
+			} else {
+				v.add(path, "requires a secret for app %q (set %s, auth.secrets[\"*\"], %s or %s)",
+					app, mapPath("auth.secrets", app), EnvSecretName(app), EnvSecret)
+			}
 		}
 	}
 }
