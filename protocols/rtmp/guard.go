@@ -6,8 +6,9 @@ import (
 	"net"
 )
 
-// ErrChunkBudget is returned when a client's chunk stream would make the
-// server hold more than its budget.
+// ErrChunkBudget is returned when a peer's chunk stream (a client's on a
+// served connection, an origin's on a pull) would make us hold more than
+// its budget.
 var ErrChunkBudget = errors.New("rtmp: chunk stream over its memory budget")
 
 // Memory budgets of one connection's incoming chunk stream (see chunkGuard).
@@ -21,19 +22,25 @@ const (
 	// maxMessage is gortmplib's own limit on a message (and a chunk size).
 	maxMessage = 10 << 20
 
-	// handshakeIn is what a client sends in a plain handshake: C0, C1, C2.
+	// handshakeIn is what the peer sends in a plain handshake before its
+	// chunk stream: C0, C1, C2 from a client, S0, S1, S2 from an origin
+	// (the same sizes, and version 3 in the first byte either way).
 	handshakeIn = 1 + 1536 + 1536
 )
 
 // chunkGuard sits between the connection and gortmplib and follows the
-// client's chunk stream byte by byte (the same header rules as gortmplib's
+// peer's chunk stream byte by byte (the same header rules as gortmplib's
 // rawmessage reader) to bound what gortmplib will hold for it. Unguarded,
-// gortmplib allocates a chunk's body (up to the chunk size the client
+// gortmplib allocates a chunk's body (up to the chunk size the peer
 // chose, 10 MiB) before the bytes arrive, and keeps the fragments of an
 // unfinished message on each of 62 chunk streams at once: a single client
-// can make it hold over 600 MiB. The guard counts the bytes of unfinished
-// messages on every chunk stream plus the chunk being read, and fails the
-// read that would take them past the budget.
+// (or origin) can make it hold over 600 MiB. The guard counts the bytes of
+// unfinished messages on every chunk stream plus the chunk being read, and
+// fails the read that would take them past the budget.
+//
+// The guard reads only what the peer sends, so it works the same on
+// either side: the Set Chunk Size it follows is the peer's (the one our
+// reader applies), and our own writes pass through untouched.
 //
 // Clients that negotiate an encrypted handshake (RTMPE) are not followed:
 // their stream cannot be parsed here.
@@ -41,6 +48,15 @@ type chunkGuard struct {
 	net.Conn
 	budget int64
 	err    error
+
+	// peer names the other side in errors ("client", "origin").
+	peer string
+	// mediaBudget, if set, becomes the budget at the first header of a
+	// media or data message. A pull sets it: an origin sends media right
+	// after its play status, often in the same read, so the guard sees
+	// the first media chunk before the client returns from its play and
+	// the pull can raise the budget.
+	mediaBudget int64
 
 	skip int  // handshake bytes still to pass
 	off  bool // not followed (RTMPE, or a header gortmplib refuses anyway)
@@ -69,7 +85,16 @@ type guardStream struct {
 }
 
 func newChunkGuard(nc net.Conn, budget int64) *chunkGuard {
-	return &chunkGuard{Conn: nc, budget: budget, skip: handshakeIn, chunkSize: 128}
+	return &chunkGuard{Conn: nc, budget: budget, peer: "client", skip: handshakeIn, chunkSize: 128}
+}
+
+// newOriginGuard guards a pull's connection to an origin: budgetConnect
+// until the origin starts sending media (or the pull raises it after
+// play), then budgetMedia.
+func newOriginGuard(nc net.Conn) *chunkGuard {
+	g := newChunkGuard(nc, budgetConnect)
+	g.peer, g.mediaBudget = "origin", budgetMedia
+	return g
 }
 
 // setBudget changes the budget; it must be called from the goroutine that
@@ -151,10 +176,21 @@ func (g *chunkGuard) header() error {
 		return nil
 	}
 	g.hdrLen = 0
-	return g.startChunk(typ, &g.streams[csid])
+	return g.startChunk(typ, csid)
 }
 
-func (g *chunkGuard) startChunk(typ byte, st *guardStream) error {
+// isMedia reports whether a message type is audio, video, data or an
+// aggregate: what a play sends after its status.
+func isMedia(typ byte) bool {
+	switch typ {
+	case 8, 9, 15, 18, 22:
+		return true
+	}
+	return false
+}
+
+func (g *chunkGuard) startChunk(typ byte, csid byte) error {
+	st := &g.streams[csid]
 	ts := uint32(g.hdr[1])<<16 | uint32(g.hdr[2])<<8 | uint32(g.hdr[3])
 	var chunk uint32
 	switch typ {
@@ -168,7 +204,11 @@ func (g *chunkGuard) startChunk(typ byte, st *guardStream) error {
 		st.typ = g.hdr[7]
 		st.ext = ts == 0xffffff
 		if st.length > maxMessage {
-			return fmt.Errorf("%w: a %d-byte message (the maximum is %d)", ErrChunkBudget, st.length, maxMessage)
+			return fmt.Errorf("%w: the %s sent an oversized message (%d bytes on chunk stream %d; the maximum is %d)",
+				ErrChunkBudget, g.peer, st.length, csid, maxMessage)
+		}
+		if g.mediaBudget > g.budget && isMedia(st.typ) {
+			g.budget = g.mediaBudget
 		}
 		chunk = min(st.length, g.chunkSize)
 	case 2:
@@ -189,7 +229,19 @@ func (g *chunkGuard) startChunk(typ byte, st *guardStream) error {
 		st.ctlN = 0
 	}
 	if held := g.pending + int64(chunk); held > g.budget {
-		return fmt.Errorf("%w: %d bytes of unfinished messages (budget %d)", ErrChunkBudget, held, g.budget)
+		open := 0
+		for i := range g.streams {
+			if g.streams[i].recv != 0 || &g.streams[i] == st {
+				open++
+			}
+		}
+		streams := "1 chunk stream"
+		if open != 1 {
+			streams = fmt.Sprintf("%d chunk streams", open)
+		}
+		return fmt.Errorf("%w: the %s sent more unfinished message data than we hold "+
+			"(%d bytes on %s, counting the %d-byte chunk it announced on chunk stream %d; budget %d)",
+			ErrChunkBudget, g.peer, held, streams, chunk, csid, g.budget)
 	}
 	g.cur, g.chunk, g.body = st, chunk, chunk
 	if chunk == 0 {

@@ -2,6 +2,7 @@ package rtmp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -103,6 +104,12 @@ type PullConn struct {
 // (the stream name with the query string, as nginx-rtmp, SRS and liveedge
 // expect), then it reads until the codec configuration is known. Errors
 // wrap ErrConnectFailed.
+//
+// What the origin sends goes through a chunk guard (see chunkGuard) that
+// bounds what gortmplib holds for it: budgetConnect until the play is
+// established (or the origin's first media header, if the guard sees it
+// first), budgetMedia from then on. An origin that goes over fails the
+// pull with an error that wraps ErrChunkBudget and says so.
 func DialPull(ctx context.Context, rawURL string, opts PullOptions) (*PullConn, error) {
 	opts.defaults()
 	u, err := clientURL(rawURL)
@@ -112,7 +119,19 @@ func DialPull(ctx context.Context, rawURL string, opts PullOptions) (*PullConn, 
 	ctx, cancel := context.WithTimeout(ctx, opts.ConnectTimeout)
 	defer cancel()
 	start := time.Now()
-	c := &gortmplib.Client{URL: u, Publish: false, DialContext: opts.Dialer.DialContext}
+	var guard *chunkGuard
+	// gortmplib reads from the conn its dial function returns, and uses
+	// DialTLSContext for both schemes when it is set (DialContext is then
+	// unused).
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		g, err := dialOrigin(ctx, opts.Dialer, network, addr, u.Scheme == "rtmps", nil)
+		if err != nil {
+			return nil, err
+		}
+		guard = g // a new one on each attempt (authentication redials)
+		return g, nil
+	}
+	c := &gortmplib.Client{URL: u, Publish: false, DialTLSContext: dial}
 	if err := c.Initialize(ctx); err != nil {
 		if strings.HasPrefix(err.Error(), "bad result") {
 			// The origin answered connect or play with an error status.
@@ -126,10 +145,10 @@ func DialPull(ctx context.Context, rawURL string, opts PullOptions) (*PullConn, 
 		return nil, fmt.Errorf("%w: %w", ErrConnectFailed, err)
 	}
 	rtt := time.Since(start)
+	// The play is established (the guard may have raised the budget
+	// already, at the first media header).
+	guard.setBudget(budgetMedia)
 	nc := c.NetConn()
-	if tc, ok := nc.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
-	}
 	// The codec configuration must arrive within what is left of the
 	// connect timeout; closing the connection unblocks the read when ctx
 	// ends first.
@@ -146,6 +165,36 @@ func DialPull(ctx context.Context, rawURL string, opts PullOptions) (*PullConn, 
 	}
 	return &PullConn{url: rawURL, opts: opts, client: c, conn: oc, reader: r, rtt: rtt,
 		bad: badMedia{log: opts.Logger.With("proto", "rtmp", "origin", RedactURL(rawURL))}}, nil
+}
+
+// dialOrigin opens a pull's connection to an origin with the chunk guard
+// in front of it: after TLS for rtmps, done as gortmplib's own dial does it
+// (tls.Client, with the host as the server name unless conf names one).
+func dialOrigin(ctx context.Context, d *net.Dialer, network, addr string, useTLS bool, conf *tls.Config) (*chunkGuard, error) {
+	nc, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	if useTLS {
+		if conf == nil {
+			conf = &tls.Config{}
+		} else {
+			conf = conf.Clone()
+		}
+		if conf.ServerName == "" {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				nc.Close()
+				return nil, err
+			}
+			conf.ServerName = host
+		}
+		nc = tls.Client(nc, conf)
+	}
+	return newOriginGuard(nc), nil
 }
 
 // SetOnMedia replaces PullOptions.OnMedia; call it before Run.
