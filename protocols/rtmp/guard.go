@@ -11,6 +11,12 @@ import (
 // its budget.
 var ErrChunkBudget = errors.New("rtmp: chunk stream over its memory budget")
 
+// ErrEncrypted is returned when the peer opens an encrypted handshake
+// (RTMPE, C0 = 6 or 8). Its chunk stream cannot be followed, so what it
+// would make gortmplib hold cannot be bounded: it is refused. RTMPS (RTMP
+// over TLS) is the encrypted transport liveedge serves.
+var ErrEncrypted = errors.New("rtmp: encrypted RTMP (RTMPE) is not served; use rtmps")
+
 // Memory budgets of one connection's incoming chunk stream (see chunkGuard).
 const (
 	// budgetConnect bounds it until play or publish is admitted: a client
@@ -42,8 +48,8 @@ const (
 // either side: the Set Chunk Size it follows is the peer's (the one our
 // reader applies), and our own writes pass through untouched.
 //
-// Clients that negotiate an encrypted handshake (RTMPE) are not followed:
-// their stream cannot be parsed here.
+// Peers that open an encrypted handshake (RTMPE) are refused: their stream
+// cannot be parsed here (ErrEncrypted).
 type chunkGuard struct {
 	net.Conn
 	budget int64
@@ -122,7 +128,10 @@ func (g *chunkGuard) feed(b []byte) error {
 		switch {
 		case g.skip > 0:
 			if g.skip == handshakeIn && b[0] != 3 {
-				g.off = true // RTMPE (6) or garbage gortmplib refuses
+				if b[0] == 6 || b[0] == 8 {
+					return ErrEncrypted
+				}
+				g.off = true // garbage gortmplib refuses
 				return nil
 			}
 			k := min(g.skip, len(b))

@@ -171,13 +171,22 @@ func TestChunkGuardBudget(t *testing.T) {
 	}
 }
 
-// TestChunkGuardEncrypted: an RTMPE handshake (C0 = 6) is not followed.
+// TestChunkGuardEncrypted: an RTMPE handshake (C0 = 6 or 8) is refused,
+// other garbage is left to gortmplib (which refuses it).
 func TestChunkGuardEncrypted(t *testing.T) {
+	for _, c0 := range []byte{6, 8} {
+		g := newChunkGuard(nil, 10)
+		b := make([]byte, 5000)
+		b[0] = c0
+		if err := g.feed(b); !errors.Is(err, ErrEncrypted) {
+			t.Fatalf("C0 %d: err %v, want ErrEncrypted", c0, err)
+		}
+	}
 	g := newChunkGuard(nil, 10)
 	b := make([]byte, 5000)
-	b[0] = 6
+	b[0] = 0x47
 	if err := g.feed(b); err != nil || !g.off {
-		t.Fatalf("err %v, off %v", err, g.off)
+		t.Fatalf("C0 0x47: err %v, off %v", err, g.off)
 	}
 }
 

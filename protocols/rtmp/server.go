@@ -164,7 +164,11 @@ func (s *Server) handle(nc net.Conn) {
 	guard := newChunkGuard(nc, budgetConnect)
 	sc := &gortmplib.ServerConn{RW: guard}
 	if err := sc.Initialize(); err != nil {
-		log.Debug("handshake failed", "err", err)
+		if errors.Is(err, ErrEncrypted) {
+			log.Info("refused", "err", err)
+		} else {
+			log.Debug("handshake failed", "err", err)
+		}
 		return
 	}
 	if err := sc.AcceptConn(); err != nil {

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/bluenviron/gortmplib"
 	"github.com/bluenviron/gortmplib/pkg/bytecounter"
 	"github.com/bluenviron/gortmplib/pkg/codecs"
+	"github.com/bluenviron/gortmplib/pkg/handshake"
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 	"go.uber.org/goleak"
 
@@ -281,4 +284,59 @@ func TestKickedPlayerDisconnected(t *testing.T) {
 		t.Fatalf("connection not closed by the server: %v", err)
 	}
 	waitViewers(t, e.hub, "live/k", 0)
+}
+
+// lockedBuffer is a log sink safe for the server's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestEncryptedHandshakeRefused: a client opening an RTMPE handshake (the
+// one gortmplib's client does for rtmpe) is closed at its C0 with a log
+// line saying why, instead of being served unguarded.
+func TestEncryptedHandshakeRefused(t *testing.T) {
+	var logs lockedBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	h := hub.New(hub.Params{Logger: log})
+	s, err := Listen(Params{Listen: "127.0.0.1:0", Hub: h, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		s.Close()
+		h.Close()
+	}()
+	nc, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	if _, _, err := handshake.DoClient(nc, true, false); err == nil {
+		t.Fatal("the encrypted handshake succeeded")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("closed after %v, want at once", d)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for !strings.Contains(logs.String(), "encrypted RTMP (RTMPE) is not served") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no refusal logged:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
