@@ -28,6 +28,7 @@
 //	  secret: ""                            # required unless listen is loopback; env LIVEEDGE_ADMIN_SECRET
 //	  state_file: ""                        # proxies added at run time persist here; "" = not kept
 //	  metrics_max_streams: 100              # streams past this are summed under stream="_other"
+//	  pprof: false                          # Go runtime profiles under /debug/pprof/
 //	webrtc:                                 # WHEP on the http listener, media on one UDP port
 //	  udp_port: 8189
 //	  udp_host: ""                          # IP to bind; "" = every local address
