@@ -269,6 +269,22 @@ func (s *Server) serveWS(ctx context.Context, cancel context.CancelFunc, w http.
 			}
 		}
 	}()
+	// Server.Close does not wait a whole write timeout for a viewer whose
+	// socket is full: its pending write gets a second more, then the
+	// connection is closed under it (gorilla sets its own deadline on the
+	// connection at every write, so a deadline alone may not hold).
+	nc := conn.NetConn()
+	stop := context.AfterFunc(s.ctx, func() {
+		nc.SetWriteDeadline(time.Now().Add(time.Second)) //nolint:errcheck // best effort
+		t := time.NewTimer(time.Second)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			nc.Close()
+		case <-read: // closed already
+		}
+	})
+	defer stop()
 	var deadlineSet time.Time
 	err = s.loop(ctx, sub, func(bufs net.Buffers) error {
 		if now := time.Now(); now.Sub(deadlineSet) > s.p.WriteTimeout/4 {
