@@ -16,6 +16,7 @@ import (
 	"github.com/liveedge/liveedge/hub"
 	"github.com/liveedge/liveedge/hub/auth"
 	"github.com/liveedge/liveedge/protocols/internal/fanout"
+	"github.com/liveedge/liveedge/protocols/internal/mediahttp"
 )
 
 // Params configure a Server.
@@ -124,27 +125,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	if s.p.AllowOrigin != "" {
-		w.Header().Set("Access-Control-Allow-Origin", s.p.AllowOrigin)
-		if s.p.AllowOrigin != "*" {
-			w.Header().Add("Vary", "Origin")
-		}
-	}
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-	case http.MethodOptions:
-		h := w.Header()
-		h.Set("Allow", "GET, HEAD, OPTIONS")
-		if s.p.AllowOrigin != "" {
-			h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
-			h.Set("Access-Control-Allow-Headers", "Authorization")
-			h.Set("Access-Control-Max-Age", "86400")
-		}
-		w.WriteHeader(http.StatusNoContent)
-		return
-	default:
-		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
-		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+	mediahttp.CORS(w.Header(), s.p.AllowOrigin)
+	if !mediahttp.Methods(w, r, s.p.AllowOrigin, "Authorization") {
 		return
 	}
 	ws := websocket.IsWebSocketUpgrade(r)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/liveedge/liveedge/hub"
 	"github.com/liveedge/liveedge/hub/auth"
+	"github.com/liveedge/liveedge/protocols/internal/mediahttp"
 )
 
 // Variant is the kind of HLS a muxer produces.
@@ -299,32 +300,13 @@ var errClosed = errors.New("hls: server closed")
 // ServeHTTP serves /<app>/<stream>/index.m3u8 (and hls.m3u8) and the
 // playlists, segments, parts and init files they name.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.p.AllowOrigin != "" {
-		w.Header().Set("Access-Control-Allow-Origin", s.p.AllowOrigin)
-		if s.p.AllowOrigin != "*" {
-			w.Header().Add("Vary", "Origin")
-		}
-	}
+	mediahttp.CORS(w.Header(), s.p.AllowOrigin)
 	hp, ok := parsePath(r.URL.Path)
 	if !ok {
 		http.NotFound(w, r)
 		return
 	}
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-	case http.MethodOptions:
-		h := w.Header()
-		h.Set("Allow", "GET, HEAD, OPTIONS")
-		if s.p.AllowOrigin != "" {
-			h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
-			h.Set("Access-Control-Allow-Headers", "Authorization, Range")
-			h.Set("Access-Control-Max-Age", "86400")
-		}
-		w.WriteHeader(http.StatusNoContent)
-		return
-	default:
-		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
-		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+	if !mediahttp.Methods(w, r, s.p.AllowOrigin, "Authorization, Range") {
 		return
 	}
 
