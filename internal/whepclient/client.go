@@ -73,6 +73,8 @@ type Client struct {
 	closeOnce  sync.Once
 	videoSSRC  uint32
 	lastSeq    uint16
+	lastTS     uint32              // RTP timestamp of the last video packet
+	reports    []rtcp.SenderReport // video sender reports received (bounded)
 	seqCopies  *[1 << 16]uint8 // arrivals per video sequence number (saturating)
 }
 
@@ -136,12 +138,19 @@ func New(o Options) (*Client, error) {
 			c.endOnce.Do(func() { close(c.ended) })
 		}
 	})
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	pc.OnTrack(func(tr *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
 			c.read(tr)
 		}()
+		if tr.Kind() == webrtc.RTPCodecTypeVideo {
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				c.readRTCP(rcv)
+			}()
+		}
 	})
 	return c, nil
 }
@@ -256,7 +265,7 @@ func (c *Client) read(tr *webrtc.TrackRemote) {
 			c.seqCopies[pkt.SequenceNumber]++
 		}
 		resent := c.seqCopies[pkt.SequenceNumber] > 1
-		c.lastSeq = pkt.SequenceNumber
+		c.lastSeq, c.lastTS = pkt.SequenceNumber, pkt.Timestamp
 		c.mu.Unlock()
 		if resent {
 			continue // a retransmission: the frame was complete already
@@ -288,6 +297,40 @@ func (c *Client) read(tr *webrtc.TrackRemote) {
 			c.onFrame(f)
 		}
 	}
+}
+
+// readRTCP keeps the sender reports the server sends about the video.
+func (c *Client) readRTCP(rcv *webrtc.RTPReceiver) {
+	for {
+		pkts, _, err := rcv.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			if sr, ok := p.(*rtcp.SenderReport); ok {
+				c.mu.Lock()
+				if len(c.reports) < 1024 {
+					c.reports = append(c.reports, *sr)
+				}
+				c.mu.Unlock()
+			}
+		}
+	}
+}
+
+// VideoSSRC returns the SSRC of the video track (0 before it arrived).
+func (c *Client) VideoSSRC() uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.videoSSRC
+}
+
+// SenderReports returns the RTCP sender reports received on the video
+// track so far, and the RTP timestamp of the last video packet.
+func (c *Client) SenderReports() ([]rtcp.SenderReport, uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]rtcp.SenderReport(nil), c.reports...), c.lastTS
 }
 
 // Stats is what the client received.

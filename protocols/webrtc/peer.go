@@ -373,7 +373,7 @@ func (p *peer) run() {
 	ring := p.feed.ring
 	cur, waitKey := ring.Join()
 	burstEnd := ring.Head()
-	var lastResend time.Time
+	var lastResend, lastSR time.Time
 	firstSent := false
 	buf := make([]*frame, 0, 64)
 	for {
@@ -458,10 +458,40 @@ func (p *peer) run() {
 			batchBytes += n + rtpHeaderSize*len(f.payloads)
 		}
 		p.pres.CountOut(batchBytes)
+		if now := time.Now(); now.Sub(lastSR) >= srInterval {
+			lastSR = now
+			p.sendReports(now, &vs, &as)
+		}
 		cur = next
 		for i := range frames {
 			frames[i] = nil
 		}
+	}
+}
+
+// srInterval is how often the writer sends RTCP sender reports, which
+// let the receiver map RTP time to wall-clock time (lip sync, and its
+// round-trip estimate from the receiver reports that answer them).
+const srInterval = time.Second
+
+// sendReports sends one RTCP packet with the sender report of each
+// sender that sent something. The writer makes them itself, from what it
+// sent, rather than through a per-peer interceptor with its own goroutine
+// and a lock on every packet.
+func (p *peer) sendReports(now time.Time, senders ...*sender) {
+	var srs [2]rtcp.SenderReport
+	pkts := make([]rtcp.Packet, 0, len(senders))
+	for _, s := range senders {
+		if sr, ok := s.report(now); ok && len(pkts) < len(srs) {
+			srs[len(pkts)] = sr
+			pkts = append(pkts, &srs[len(pkts)])
+		}
+	}
+	if len(pkts) == 0 {
+		return
+	}
+	if err := p.pc.WriteRTCP(pkts); err != nil && p.ctx.Err() == nil {
+		p.log.Debug("webrtc sender report not sent", "err", err)
 	}
 }
 

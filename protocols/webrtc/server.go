@@ -26,7 +26,6 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/liveedge/liveedge/cache"
@@ -287,10 +286,10 @@ var h264Profiles = []struct {
 }{{102, "42001f"}, {106, "42e01f"}, {127, "4d001f"}, {112, "640032"}}
 
 // newAPI builds the pion API shared by every peer: the codecs, the one
-// UDP port and the candidate policy. Interceptors are built per peer from
-// the registry: RTCP sender reports, nothing else (no TWCC, no
-// receiver-side interceptors; NACKs are answered by the peer from its
-// history of shared payloads, see history).
+// UDP port and the candidate policy. There are no interceptors: no TWCC,
+// no receiver-side ones; the peer's writer sends the RTCP sender reports
+// and answers NACKs from its history of shared payloads (see
+// peer.sendReports and history).
 func (s *Server) newAPI() (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	fb := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
@@ -309,14 +308,10 @@ func (s *Server) newAPI() (*webrtc.API, error) {
 		return nil, err
 	}
 
+	// No interceptors: the writer sends the sender reports itself and
+	// answers NACKs from its history (see peer.sendReports, history).
 	reg := &interceptor.Registry{}
 	plog := pionLoggerFactory{log: s.log}
-	sr, err := report.NewSenderInterceptor(report.WithSenderLoggerFactory(plog))
-	if err != nil {
-		return nil, err
-	}
-	reg.Add(sr)
-
 	se := webrtc.SettingEngine{LoggerFactory: plog}
 	inet, err := newIfaceNet()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -429,5 +430,47 @@ func TestNACKAnsweredFromHistory(t *testing.T) {
 	waitFor(t, "the NACK answered", 5*time.Second, func() bool { return s.Stats().Resent >= 1 })
 	if st := s.Stats(); st.NACKs != 1 || st.Resent != 1 {
 		t.Fatalf("stats %+v, want 1 NACK and exactly 1 packet resent", st)
+	}
+}
+
+// TestSenderReports: the writer sends an RTCP sender report about once a
+// second for the video it sent: its SSRC, counts that grow, an NTP time
+// of now, and an RTP time close to the video's (lip sync and the
+// receiver's round-trip estimate depend on them).
+func TestSenderReports(t *testing.T) {
+	s, _ := testServer(t, nil)
+	c, _ := play(t, s, "live/demo")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.WaitFrames(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "two sender reports", 5*time.Second, func() bool {
+		srs, _ := c.SenderReports()
+		return len(srs) >= 2
+	})
+	srs, lastTS := c.SenderReports()
+	ssrc := c.VideoSSRC()
+	a, b := srs[len(srs)-2], srs[len(srs)-1]
+	if b.SSRC != ssrc || a.SSRC != ssrc {
+		t.Fatalf("reports for SSRC %d, %d, want the video's %d", a.SSRC, b.SSRC, ssrc)
+	}
+	if b.PacketCount <= a.PacketCount || b.OctetCount <= a.OctetCount {
+		t.Fatalf("counts did not grow: %+v then %+v", a, b)
+	}
+	ntpSecs := func(v uint64) float64 { return float64(v>>32) + float64(v&0xffffffff)/(1<<32) - 2208988800 }
+	now := float64(time.Now().UnixNano()) / 1e9
+	if d := now - ntpSecs(b.NTPTime); d < 0 || d > 3 {
+		t.Fatalf("NTP time %.3f, now %.3f", ntpSecs(b.NTPTime), now)
+	}
+	// RTP and NTP times advance together (90 kHz), and the RTP time is
+	// within a second of the video the client received.
+	dNTP := ntpSecs(b.NTPTime) - ntpSecs(a.NTPTime)
+	dRTP := float64(int32(b.RTPTime-a.RTPTime)) / 90000
+	if math.Abs(dRTP-dNTP) > 0.2 {
+		t.Fatalf("RTP time advanced %.3f s while NTP time advanced %.3f s", dRTP, dNTP)
+	}
+	if d := math.Abs(float64(int32(lastTS-b.RTPTime)) / 90000); d > 1 {
+		t.Fatalf("report RTP time %d is %.2f s from the video's %d", b.RTPTime, d, lastTS)
 	}
 }

@@ -3,7 +3,9 @@ package webrtc
 import (
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
@@ -80,19 +82,51 @@ func (t *outTrack) RID() string               { return "" }
 func (t *outTrack) StreamID() string          { return t.streamID }
 func (t *outTrack) Kind() webrtc.RTPCodecType { return t.kind }
 
-// sender is what the writer needs of a bound track.
+// sender is what the writer needs of a bound track, and what it sent
+// (for its RTCP sender reports).
 type sender struct {
-	ssrc uint32
-	pt   uint8
-	ws   webrtc.TrackLocalWriter
-	seq  uint16
-	hist *history // nil: NACKs are not answered (audio)
+	ssrc  uint32
+	pt    uint8
+	clock uint32 // RTP clock rate
+	ws    webrtc.TrackLocalWriter
+	seq   uint16
+	hist  *history // nil: NACKs are not answered (audio)
+
+	packets, octets uint32    // sent so far (RTCP SR counts, wrapping)
+	lastTS          uint32    // RTP timestamp of the last frame sent
+	lastAt          time.Time // when it was sent; zero: nothing sent yet
 }
 
 func (t *outTrack) sender(seq uint16, hist *history) (sender, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return sender{ssrc: t.ssrc, pt: t.pt, ws: t.ws, seq: seq, hist: hist}, t.ws != nil
+	clock := uint32(90000)
+	if t.kind == webrtc.RTPCodecTypeAudio {
+		clock = 48000 // Opus, the only audio codec sent
+	}
+	return sender{ssrc: t.ssrc, pt: t.pt, clock: clock, ws: t.ws, seq: seq, hist: hist}, t.ws != nil
+}
+
+// report returns the sender report for now (RFC 3550 6.4.1): the RTP time
+// of now extrapolated from the last frame sent, and the counts. ok is false
+// before anything was sent.
+func (s *sender) report(now time.Time) (sr rtcp.SenderReport, ok bool) {
+	if s.lastAt.IsZero() {
+		return sr, false
+	}
+	elapsed := now.Sub(s.lastAt)
+	return rtcp.SenderReport{SSRC: s.ssrc, NTPTime: ntpTime(now),
+		RTPTime:     s.lastTS + uint32(elapsed.Seconds()*float64(s.clock)),
+		PacketCount: s.packets, OctetCount: s.octets}, true
+}
+
+// ntpTime is t as a 64-bit NTP timestamp: seconds since 1900 in the high
+// 32 bits, the fraction in the low ones.
+func ntpTime(t time.Time) uint64 {
+	const unixToNTP = 2208988800
+	secs := uint64(t.Unix()) + unixToNTP
+	frac := uint64(t.Nanosecond()) << 32 / 1e9
+	return secs<<32 | frac
 }
 
 // rtpHeaderSize is the size of the RTP header of a peer's packets (no
@@ -103,6 +137,7 @@ const rtpHeaderSize = 12
 // packet of a frame carries the marker bit. It returns the bytes sent.
 func (s *sender) write(payloads [][]byte, ts uint32, marker bool) (int, error) {
 	n := 0
+	s.lastTS, s.lastAt = ts, time.Now()
 	for i, p := range payloads {
 		h := rtp.Header{Version: 2, PayloadType: s.pt, SequenceNumber: s.seq, Timestamp: ts,
 			SSRC: s.ssrc, Marker: marker && i == len(payloads)-1}
@@ -114,6 +149,8 @@ func (s *sender) write(payloads [][]byte, ts uint32, marker bool) (int, error) {
 			return n, err
 		}
 		n += len(p)
+		s.packets++
+		s.octets += uint32(len(p))
 	}
 	return n, nil
 }
