@@ -75,7 +75,7 @@ type Client struct {
 	lastSeq    uint16
 	lastTS     uint32              // RTP timestamp of the last video packet
 	reports    []rtcp.SenderReport // video sender reports received (bounded)
-	seqCopies  *[1 << 16]uint8 // arrivals per video sequence number (saturating)
+	seqCopies  *[1 << 16]uint8     // arrivals per video sequence number (saturating)
 }
 
 // Options shape a client.
