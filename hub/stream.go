@@ -203,7 +203,7 @@ func (s *Stream) subscribe(ctx context.Context, sess Session, start time.Time) (
 	}
 	sub := &Subscriber{s: s, sess: sess, joined: time.Now(), start: start, out: s.outCounterLocked(sess.Protocol)}
 	sub.cursor, sub.waitKey = s.ring.Join()
-	sub.done = make(chan struct{})
+	sub.closed, sub.cancel = context.WithCancel(context.Background())
 	s.subs[sub] = struct{}{}
 	s.mu.Unlock()
 	if !sess.Internal {

@@ -28,7 +28,8 @@ type Subscriber struct {
 	dropped atomic.Uint64
 	skips   atomic.Uint64
 
-	done      chan struct{}
+	closed    context.Context // done once the viewer is closed
+	cancel    context.CancelFunc
 	closeOnce sync.Once
 }
 
@@ -52,7 +53,7 @@ func (sub *Subscriber) Skips() uint64 { return sub.skips.Load() }
 // any goroutine; a blocked Next returns.
 func (sub *Subscriber) Close() {
 	sub.closeOnce.Do(func() {
-		close(sub.done)
+		sub.cancel()
 		if sub.id != 0 {
 			sub.s.h.sess.remove(sub.id)
 		}
@@ -63,7 +64,14 @@ func (sub *Subscriber) Close() {
 // Done is closed once the viewer is closed: by its owner, or kicked
 // through the hub. An output that serves the viewer without reading this
 // subscription watches it to end the viewer.
-func (sub *Subscriber) Done() <-chan struct{} { return sub.done }
+func (sub *Subscriber) Done() <-chan struct{} { return sub.closed.Done() }
+
+// AfterClose arranges for f to run in its own goroutine once the viewer is
+// closed, like Done but without a goroutine waiting meanwhile. stop
+// cancels it, and reports whether it did so before f started.
+func (sub *Subscriber) AfterClose(f func()) (stop func() bool) {
+	return context.AfterFunc(sub.closed, f)
+}
 
 // Position returns the viewer's cursor: the sequence number of the next
 // unit it will get.
@@ -95,7 +103,7 @@ func (sub *Subscriber) next(ctx context.Context, dst []*Unit) ([]*Unit, error) {
 	ring := sub.s.ring
 	for {
 		select {
-		case <-sub.done: // closed (kicked) while not waiting
+		case <-sub.closed.Done(): // closed (kicked) while not waiting
 			return nil, ErrStreamEnded
 		default:
 		}
@@ -131,7 +139,7 @@ func (sub *Subscriber) next(ctx context.Context, dst []*Unit) ([]*Unit, error) {
 				continue
 			case <-ctx.Done():
 				return nil, ctx.Err()
-			case <-sub.done:
+			case <-sub.closed.Done():
 				return nil, ErrStreamEnded
 			}
 		}

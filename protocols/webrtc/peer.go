@@ -59,6 +59,7 @@ type peer struct {
 	mu      sync.Mutex
 	stopped bool        // close ran: start must not
 	timer   *time.Timer // connect timeout
+	unkick  func() bool // stops the hub kick's callback (see start)
 
 	connected atomic.Bool
 	up        chan struct{} // closed once connected (ICE and DTLS)
@@ -170,15 +171,9 @@ func (p *peer) start() bool {
 	}
 	p.wg.Add(1)
 	go p.run()
-	p.wg.Add(1)
-	go func() { // kicked through the hub
-		defer p.wg.Done()
-		select {
-		case <-p.pres.Done():
-			p.srv.removeAsync(p, "session closed", false)
-		case <-p.ctx.Done():
-		}
-	}()
+	p.unkick = p.pres.AfterClose(func() { // kicked through the hub
+		p.srv.removeAsync(p, "session closed", false)
+	})
 	p.wg.Add(1)
 	go p.readRTCP(p.vs, true)
 	if p.as != nil {
@@ -219,11 +214,14 @@ func (p *peer) onState(st webrtc.PeerConnectionState) {
 func (p *peer) close() {
 	p.mu.Lock()
 	p.stopped = true
-	timer := p.timer
+	timer, unkick := p.timer, p.unkick
 	p.mu.Unlock()
 	p.cancel()
 	if timer != nil {
 		timer.Stop()
+	}
+	if unkick != nil {
+		unkick()
 	}
 	if err := p.pc.Close(); err != nil {
 		p.log.Debug("closing peer connection", "err", err)
