@@ -69,7 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	repeat := fs.Int("repeat", 1, "repeat each configuration this many times (median and min–max are printed)")
 	jsonPath := fs.String("json", "", "also write the rows as JSON lines to this file")
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep each run's server config and log")
-	fs.StringVar(&o.profileDir, "profile", "", "after each window, save the server's heap profile in this directory (go tool pprof)")
+	fs.StringVar(&o.profileDir, "profile", "", "save the server's CPU profile of each window and its heap and goroutine profiles after it in this directory (go tool pprof)")
 	fs.StringVar(&o.stream, "stream", "live/bench", "stream name (app/name)")
 	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "publish this long before measuring")
 	fs.DurationVar(&o.baseline, "baseline", 5*time.Second, "baseline window with 0 viewers")

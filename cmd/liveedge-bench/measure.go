@@ -433,8 +433,24 @@ func runOne(ctx context.Context, o *options, clip *demo.Clip, kind viewerKind, s
 	pub.maxWrite.Store(0)
 	winStart := time.Now()
 	rec.Store(true)
+	var cpuProf chan error
+	if o.profileDir != "" {
+		// A CPU profile of the window (its cost, a few percent, is in
+		// the window's figures).
+		cpuProf = make(chan error, 1)
+		secs := max(int(o.window/time.Second)-1, 1)
+		go func() {
+			cpuProf <- saveURL(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", srv.addrs["admin"], secs),
+				filepath.Join(o.profileDir, fmt.Sprintf("%s-%d-%d.cpu", kind.listener(), spec.Viewers, rep)))
+		}()
+	}
 	win, err := measure(ctx, srv.pid(), o.window)
 	rec.Store(false)
+	if cpuProf != nil {
+		if perr := <-cpuProf; perr != nil {
+			res.Notes = append(res.Notes, "cpu profile: "+perr.Error())
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("window: %w", err)
 	}
@@ -443,7 +459,7 @@ func runOne(ctx context.Context, o *options, clip *demo.Clip, kind viewerKind, s
 		if err := saveProfiles(ctx, srv.addrs["admin"], prefix); err != nil {
 			res.Notes = append(res.Notes, "profiles: "+err.Error())
 		} else {
-			logf("profiles: %s.{heap,goroutine,metrics}", prefix)
+			logf("profiles: %s.{cpu,heap,goroutine,metrics}", prefix)
 		}
 	}
 	pb1, vb1, rq1 := pub.bytes.Load(), recvBytes(), recvReqs()
@@ -617,7 +633,7 @@ func saveProfiles(ctx context.Context, admin, prefix string) error {
 
 // saveURL writes the body of a GET of u to path.
 func saveURL(ctx context.Context, u, path string) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
