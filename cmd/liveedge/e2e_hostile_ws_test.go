@@ -545,6 +545,13 @@ func TestHostileWSFLVGarbage(t *testing.T) {
 	left := e.hwsLeft(t, locals, 5*time.Second)
 	for i, l := range locals {
 		t.Logf("%s: %s", cases[i].name, left[l])
+		// The server says why it closed a client that broke the rules.
+		switch cases[i].name {
+		case "binary message of 4097 bytes", "reserved opcode", "unmasked frame":
+			if !strings.Contains(left[l], `reason="player sent a bad WebSocket message`) {
+				t.Errorf("%s: the log line does not say the player sent a bad message: %s", cases[i].name, left[l])
+			}
+		}
 	}
 
 	// A client that floods messages within the limit (16 MiB as 4096-byte

@@ -3,6 +3,7 @@ package flv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -242,11 +243,13 @@ func (s *Server) serveWS(ctx context.Context, cancel context.CancelFunc, w http.
 	conn.SetReadLimit(4096)
 	s.capSendBuffer(conn.NetConn())
 	read := make(chan struct{})
+	var readErr error // why the player's side ended; read once read is closed
 	go func() {
 		defer close(read)
 		defer cancel()
 		for {
 			if _, _, err := conn.NextReader(); err != nil {
+				readErr = err
 				return
 			}
 		}
@@ -290,7 +293,31 @@ func (s *Server) serveWS(ctx context.Context, cancel context.CancelFunc, w http.
 	}
 	conn.Close()
 	<-read
+	if errors.Is(err, context.Canceled) && s.ctx.Err() == nil && badMessage(readErr) {
+		// The player broke the protocol or sent too much: say so rather
+		// than "closed by player".
+		err = fmt.Errorf("player sent a bad WebSocket message: %w", readErr)
+	}
 	return err
+}
+
+// badMessage reports whether err, from reading a WS-FLV player's
+// messages, is a protocol error or an oversized message rather than the
+// player closing or the connection going away.
+func badMessage(err error) bool {
+	if errors.Is(err, websocket.ErrReadLimit) {
+		return true
+	}
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return false // the player closed, whatever its code
+	}
+	var ne net.Error
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.As(err, &ne) {
+		return false
+	}
+	return true // gorilla's protocol errors ("bad opcode", "unexpected continuation", …)
 }
 
 // loop writes the stream to one viewer until it ends or a write fails.
