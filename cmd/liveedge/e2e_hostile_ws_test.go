@@ -366,10 +366,10 @@ func (e *hostileEnv) hwsLeft(t *testing.T, clients []string, timeout time.Durati
 
 // TestHostileWSFLVStuckViewer: WS-FLV viewers that never read (4 KiB
 // receive buffers) are dropped with a slow-viewer reason at most
-// slow_viewer_timeout + 1 s after their sockets filled up (seen in
-// /proc/net/tcp: the server's send queue stops moving), and not before
-// half of it (the write that blocks fails 3/4 to all of it after it
-// started); their send queues stay within the capped send buffer; a normal
+// slow_viewer_timeout + 4 s after they connected (their sockets fill
+// within about 3 s; how long after the server's send queue stopped
+// moving, seen in /proc/net/tcp, is logged), and not before 3/4 of it (a
+// write fails 3/4 to all of it after it started); their send queues stay within the capped send buffer; a normal
 // WS-FLV viewer's frame lateness is the same with them as without them
 // (p99 within 100 ms).
 func TestHostileWSFLVStuckViewer(t *testing.T) {
@@ -434,11 +434,16 @@ func TestHostileWSFLVStuckViewer(t *testing.T) {
 			t.Errorf("stuck viewer %s left without a slow-viewer reason: %s", l, left[l])
 		}
 	}
-	for _, d := range stall {
-		if d > hostileSlowViewer+time.Second || d < hostileSlowViewer/2 {
-			t.Errorf("a stuck viewer was closed %v after its socket filled up, want [%v, %v]", d,
-				hostileSlowViewer/2, hostileSlowViewer+time.Second)
-		}
+	// Bounded from the connect: the sockets take at most about 3 s of the
+	// demo stream before they are full (the GOP burst, then live), and
+	// then a write fails 3/4 to all of slow_viewer_timeout after it
+	// started; no viewer can be dropped sooner than 3/4 of the timeout
+	// after it connected. (How long after the send queue's last move is
+	// logged above; sampled from /proc/net/tcp under load, it is too
+	// coarse to assert on.)
+	if leftAt < hostileSlowViewer*3/4 || leftAt > hostileSlowViewer+4*time.Second {
+		t.Errorf("stuck viewers all left %v after they connected, want [%v, %v]",
+			leftAt, hostileSlowViewer*3/4, hostileSlowViewer+4*time.Second)
 	}
 	// And no server-side buffering past the capped socket: 2 x 128 KiB
 	// of send buffer, with room for the kernel's rounding.

@@ -293,9 +293,11 @@ func (s *Server) serveWS(ctx context.Context, cancel context.CancelFunc, w http.
 	}
 	conn.Close()
 	<-read
-	if errors.Is(err, context.Canceled) && s.ctx.Err() == nil && badMessage(readErr) {
-		// The player broke the protocol or sent too much: say so rather
-		// than "closed by player".
+	if err != nil && s.ctx.Err() == nil && badMessage(readErr) && !isTimeout(err) &&
+		!errors.Is(err, hub.ErrSlowViewer) && !errors.Is(err, hub.ErrStreamEnded) {
+		// The player broke the protocol or sent too much, which ended the
+		// writes too (cancelled, or the close frame sent meanwhile): say
+		// so rather than "closed by player".
 		err = fmt.Errorf("player sent a bad WebSocket message: %w", readErr)
 	}
 	return err
