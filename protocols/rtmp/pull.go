@@ -371,10 +371,13 @@ func redactURL(u *url.URL) string {
 	return n.String()
 }
 
-// RedactURL returns rawURL without user info and query, fit for logs.
+// RedactURL returns rawURL without user info and query, fit for logs. A
+// URL without a host whose path starts with "//" is "(invalid URL)" too:
+// printed, that path would read as a host and user info ("//@//@" gives
+// "//@").
 func RedactURL(rawURL string) string {
 	u, err := url.Parse(rawURL)
-	if err != nil {
+	if err != nil || (u.Host == "" && strings.HasPrefix(u.Path, "//")) {
 		return "(invalid URL)"
 	}
 	return redactURL(u)
