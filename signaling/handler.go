@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/liveedge/liveedge/hub"
 	"github.com/liveedge/liveedge/hub/auth"
@@ -38,7 +39,14 @@ type Params struct {
 	TokenParam string
 	// MaxBody limits request bodies (default DefaultMaxBody).
 	MaxBody int64
+	// OfferTimeout closes a WebSocket that has had no session for this
+	// long, with 1008 (default DefaultOfferTimeout): a socket that never
+	// offers, or whose offers all failed, holds nothing open for good.
+	OfferTimeout time.Duration
 }
+
+// DefaultOfferTimeout is the default of Params.OfferTimeout.
+const DefaultOfferTimeout = 60 * time.Second
 
 // Handler serves the signalling endpoints.
 type Handler struct {
@@ -57,6 +65,9 @@ func New(p Params) *Handler {
 	}
 	if p.MaxBody <= 0 {
 		p.MaxBody = DefaultMaxBody
+	}
+	if p.OfferTimeout <= 0 {
+		p.OfferTimeout = DefaultOfferTimeout
 	}
 	return &Handler{p: p, log: p.Logger.With("proto", "webrtc")}
 }

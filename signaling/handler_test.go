@@ -27,6 +27,12 @@ const testSecret = "s3cret"
 // handler on an httptest server.
 func testServer(t *testing.T) (*webrtc.Server, *httptest.Server) {
 	t.Helper()
+	return testServerWith(t, nil)
+}
+
+// testServerWith is testServer with the handler's Params changed by mod.
+func testServerWith(t *testing.T, mod func(*Params)) (*webrtc.Server, *httptest.Server) {
+	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	h := hub.New(hub.Params{Logger: log, StartTimeout: 300 * time.Millisecond,
 		Authorizer: &auth.Policy{Algorithm: auth.SHA256, Apps: map[string]auth.AppPolicy{
@@ -51,7 +57,11 @@ func testServer(t *testing.T) (*webrtc.Server, *httptest.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(New(Params{Hub: h, WebRTC: ws, Logger: log, AllowOrigin: "*"}))
+	hp := Params{Hub: h, WebRTC: ws, Logger: log, AllowOrigin: "*"}
+	if mod != nil {
+		mod(&hp)
+	}
+	ts := httptest.NewServer(New(hp))
 	t.Cleanup(func() {
 		ts.Close()
 		http.DefaultClient.CloseIdleConnections()

@@ -34,7 +34,7 @@ import (
 // Admission takes the query's expires/token (browsers cannot set headers
 // on a WebSocket). A refused admission, or WebRTC being unavailable, is
 // an error message followed by a close; other errors leave the socket open
-// for another try.
+// for another try, until Params.OfferTimeout passes without a session.
 
 // WebSocket timing.
 const (
@@ -186,17 +186,28 @@ func (s *wsSession) run(r *http.Request) {
 	}
 }
 
-// keepalive pings the client and closes the socket when the session ends
-// on the server.
+// keepalive pings the client, closes the socket when the session ends on
+// the server, and closes it when no session started within the offer
+// timeout.
 func (s *wsSession) keepalive(ctx context.Context) {
 	t := time.NewTicker(wsPingInterval)
 	defer t.Stop()
+	noOffer := time.NewTimer(s.h.p.OfferTimeout)
+	defer noOffer.Stop()
 	var done <-chan struct{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-noOffer.C:
+			s.h.log.Debug("websocket closed: no session", "stream", s.stream, "remote", s.remote,
+				"after", s.h.p.OfferTimeout.String())
+			s.conn.WriteControl(websocket.CloseMessage, //nolint:errcheck
+				websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "no offer"), time.Now().Add(time.Second))
+			s.conn.Close()
+			return
 		case d := <-s.peerDone:
+			noOffer.Stop()
 			done = d
 		case <-done:
 			s.conn.WriteControl(websocket.CloseMessage, //nolint:errcheck

@@ -3,6 +3,7 @@ package signaling
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -275,5 +276,45 @@ func TestCandidateFrag(t *testing.T) {
 	f, err = candidateFrag(wsMessage{Candidate: &c, SDPMLineIndex: &idx})
 	if err != nil || strings.Count(f, "m=") != 2 {
 		t.Fatalf("%q %v", f, err)
+	}
+}
+
+// TestWSOfferTimeout: a socket without a session for the offer timeout is
+// closed with 1008, one with a session is not.
+func TestWSOfferTimeout(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	_, ts := testServerWith(t, func(p *Params) { p.OfferTimeout = timeout })
+	idle := dialWS(t, ts.URL+"/live/demo/ws")
+	_, offer := newClient(t)
+	busy := dialWS(t, ts.URL+"/live/demo/ws")
+	if err := busy.WriteJSON(wsMessage{Type: "offer", SDP: offer}); err != nil {
+		t.Fatal(err)
+	}
+	if ans := readMsg(t, busy); ans.Type != "answer" {
+		t.Fatalf("answer %+v", ans)
+	}
+	// A failed offer does not count as a session.
+	if err := idle.WriteJSON(wsMessage{Type: "offer", SDP: "v=0"}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	idle.SetReadDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck
+	var err error
+	for err == nil {
+		_, _, err = idle.ReadMessage() // the error reply, then the close
+	}
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation {
+		t.Fatalf("idle socket: %v, want a 1008 close", err)
+	}
+	if d := time.Since(start); d > timeout+2*time.Second {
+		t.Fatalf("idle socket closed after %v, want about %v", d, timeout)
+	}
+	// The socket with a session is still open well past the timeout.
+	busy.SetReadDeadline(time.Now().Add(3 * timeout)) //nolint:errcheck
+	_, _, err = busy.ReadMessage()
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("socket with a session: %v, want it still open (a read timeout)", err)
 	}
 }
