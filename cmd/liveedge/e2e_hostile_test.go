@@ -314,10 +314,16 @@ func watchFLV(t *testing.T, u string) *flvViewer {
 		res.Body.Close()
 		t.Fatalf("GET %s: %s", u, res.Status)
 	}
-	v := &flvViewer{body: res.Body, done: make(chan struct{})}
+	return readFLVViewer(t, res.Body, res.Body)
+}
+
+// readFLVViewer times the frames of the FLV stream r (closed by body)
+// until it ends.
+func readFLVViewer(t *testing.T, r io.Reader, body io.Closer) *flvViewer {
+	v := &flvViewer{body: body, done: make(chan struct{})}
 	go func() {
 		defer close(v.done)
-		err := readFLV(res.Body, func(dts time.Duration) {
+		err := readFLV(r, func(dts time.Duration) {
 			now := time.Now()
 			v.mu.Lock()
 			v.arrivals = append(v.arrivals, now)

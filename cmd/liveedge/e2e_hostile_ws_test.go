@@ -143,22 +143,7 @@ func hwsUntilClosed(c *websocket.Conn, start time.Time, limit time.Duration) (ti
 func hwsWatchFLV(t *testing.T, addr string) *flvViewer {
 	t.Helper()
 	c := hwsDial(t, nil, addr, "/live/demo.flv")
-	v := &flvViewer{body: c, done: make(chan struct{})}
-	go func() {
-		defer close(v.done)
-		err := readFLV(&wsFLV{c: c}, func(dts time.Duration) {
-			now := time.Now()
-			v.mu.Lock()
-			v.arrivals = append(v.arrivals, now)
-			v.dts = append(v.dts, dts)
-			v.mu.Unlock()
-		})
-		v.mu.Lock()
-		v.err = err
-		v.mu.Unlock()
-	}()
-	t.Cleanup(v.close)
-	return v
+	return readFLVViewer(t, &wsFLV{c: c}, c)
 }
 
 // hwsMetric returns the value of a /metrics series (0 when absent).
