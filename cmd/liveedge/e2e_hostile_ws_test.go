@@ -354,9 +354,9 @@ func (e *hostileEnv) hwsLeft(t *testing.T, clients []string, timeout time.Durati
 // slow_viewer_timeout + 4 s after they connected (their sockets fill
 // within about 3 s; how long after the server's send queue stopped
 // moving, seen in /proc/net/tcp, is logged), and not before 3/4 of it (a
-// write fails 3/4 to all of it after it started); their send queues stay within the capped send buffer; a normal
-// WS-FLV viewer's frame lateness is the same with them as without them
-// (p99 within 100 ms).
+// write fails 3/4 to all of it after it started); their send queues stay
+// within the capped send buffer; a normal WS-FLV viewer's frame lateness
+// is the same with them as without them (p99 within 100 ms).
 func TestHostileWSFLVStuckViewer(t *testing.T) {
 	e := startHostile(t)
 	addr := e.httpAddr(t)

@@ -93,13 +93,7 @@ type AppAuth struct {
 // Secret returns the secret of app: auth.secrets[app] if non-empty, else
 // auth.secrets["*"]; ok is false if both are empty.
 func (a *AuthConfig) Secret(app string) (secret string, ok bool) {
-	if s := a.Secrets[app]; s != "" {
-		return s, true
-	}
-	if s := a.Secrets["*"]; s != "" {
-		return s, true
-	}
-	return "", false
+	return appSecret(a.Secrets, app)
 }
 
 // PublishSecret returns the secret of app's publish tokens:
@@ -107,10 +101,16 @@ func (a *AuthConfig) Secret(app string) (secret string, ok bool) {
 // ok is false if both are empty, and the app's publish tokens are then
 // signed with its Secret.
 func (a *AuthConfig) PublishSecret(app string) (secret string, ok bool) {
-	if s := a.PublishSecrets[app]; s != "" {
+	return appSecret(a.PublishSecrets, app)
+}
+
+// appSecret returns m[app] if non-empty, else m["*"]; ok is false if both
+// are empty.
+func appSecret(m map[string]string, app string) (string, bool) {
+	if s := m[app]; s != "" {
 		return s, true
 	}
-	if s := a.PublishSecrets["*"]; s != "" {
+	if s := m["*"]; s != "" {
 		return s, true
 	}
 	return "", false
